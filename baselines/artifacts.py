@@ -1,0 +1,98 @@
+"""Files written by the baselines: safetensors checkpoints (no pickle), result JSONs, traces; all atomic."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+CKPT_FORMAT = "cemnist-baselines-ckpt/1"
+RESULT_SCHEMA = "cemnist-baselines-result/1"
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temp file in the same folder, then ``os.replace`` it onto ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_save_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file`` to a temp file, then ``os.replace``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    try:
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors on CPU, metadata)."""
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return tensors, meta
+
+
+def save_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor],
+                    config: dict[str, Any], progress: dict[str, Any]) -> None:
+    """Model weights as ``model.*`` tensors, extra tensors as ``extra.*``; config/progress JSON in metadata."""
+    tensors = {f"model.{k}": v for k, v in model_state.items()}
+    tensors.update({f"extra.{k}": v for k, v in extra.items()})
+    meta = {"format": CKPT_FORMAT, "config": json.dumps(config, sort_keys=True), "progress": json.dumps(progress)}
+    atomic_save_safetensors(path, tensors, meta)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """(model_state, extra, config, progress); ValueError if the file is not a baselines checkpoint."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != CKPT_FORMAT:
+        raise ValueError(f"{path}: not a {CKPT_FORMAT} checkpoint (metadata format={meta.get('format')!r})")
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return model, extra, json.loads(meta["config"]), json.loads(meta["progress"])
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository holding this package, or None (no git, not a checkout, timeout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5, check=True)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return None
+    sha = out.stdout.strip()
+    return sha or None
+
+
+def env_info(device: torch.device) -> dict[str, Any]:
+    """torch / CUDA versions and the device name."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine() or "cpu"
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device.type, "device_name": name,
+            "num_threads": torch.get_num_threads()}

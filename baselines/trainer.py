@@ -1,0 +1,438 @@
+"""The one shared trainer: every method is a loss on top of :func:`run_one`.
+
+Speed: each split lives on the device as uint8, batches are gathered by an on-device permutation drawn
+from a seeded ``torch.Generator`` and converted to float inside the (optionally compiled, optionally
+CUDA-graph-captured) step. No global RNG is used: init, head growth and shuffling each get their own
+generator, derived from the run seed and the task index, so a resumed run replays exactly.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import __version__
+from .artifacts import (RESULT_SCHEMA, atomic_save_safetensors, atomic_write_text, env_info, git_commit,
+                        load_checkpoint, save_checkpoint)
+from .config import TrainConfig
+from .data import config_name, content_hashes, dataset_info, load_task_data, resolve_tasks
+from .methods import METHODS, Method, get_method
+from .metrics import NUM_LABELS, step_metrics, summarize, update_confusion
+from .model import SimpleSegNet, grow_head
+
+ProgressCb = Callable[[float], None]
+
+
+# ----------------------------------------------------------------------------- small helpers
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without CUDA is a RuntimeError."""
+    d = str(device)
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(d)  # RuntimeError for malformed strings
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"--device {d} was requested but CUDA is not available (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda}); use --device cpu or --device auto"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {d!r}: use auto, cpu or cuda[:N]")
+    return dev
+
+
+def check_seed(seed: Any) -> int:
+    """Seeds are non-negative Python ints below 2**63."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return seed
+
+
+def check_mode(mode: str) -> str:
+    if mode not in ("overlap", "disjoint"):
+        raise ValueError(f"unknown mode {mode!r}; choose 'overlap' or 'disjoint'")
+    return mode
+
+
+def derive_seed(seed: int, *parts: Any) -> int:
+    """Independent 63-bit seed for (seed, purpose, task...)."""
+    h = hashlib.sha256("/".join(map(str, (seed,) + parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") & (2**63 - 1)
+
+
+def make_generator(seed: int, device: torch.device, *parts: Any) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(derive_seed(seed, *parts))
+    return g
+
+
+def run_stem(method: str, setting: str, mode: str, seed: int) -> str:
+    """File stem of a run: ``{method}-{setting}-{mode}-seed{seed}``."""
+    return f"{method}-{setting}-{mode}-seed{seed}"
+
+
+def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label->channel LUT [256], channel->label [C]) for the classes seen after task ``upto``.
+
+    Channel order = class order: digit ``tasks`` flattened at position i -> channel i+1. Unseen labels
+    and 255 map to 255 (ignored)."""
+    seen = [d for ts in tasks[: upto + 1] for d in ts]
+    lut = torch.full((256,), 255, dtype=torch.int64)
+    lut[0] = 0
+    for i, d in enumerate(seen):
+        lut[d + 1] = i + 1
+    ch2lab = torch.tensor([0] + [d + 1 for d in seen], dtype=torch.int64)
+    return lut.to(device), ch2lab.to(device)
+
+
+# ----------------------------------------------------------------------------- train / eval primitives
+def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Callable[..., torch.Tensor],
+              lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One optimisation step on uint8 batches; returns the detached loss (no host sync)."""
+    amp = bool(cfg.amp_bf16) and device.type == "cuda"
+
+    def fwd_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        x = xb.unsqueeze(1).float().div(255.0)
+        y = lut[yb.long()]
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            z = model(x)
+            t = None
+            if old_model is not None:
+                with torch.no_grad():
+                    t = old_model(x)
+        return loss_fn(z.float(), y, None if t is None else t.float(), c_old=c_old, kd_lambda=cfg.kd_lambda)
+
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = fwd_loss
+    if cfg.compile:
+        fn = torch.compile(fwd_loss, mode="reduce-overhead" if cfg.cuda_graphs else None, dynamic=False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **({"fused": True} if device.type == "cuda" else {}))
+    graphs = bool(cfg.compile and cfg.cuda_graphs and device.type == "cuda")
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = fn(xb, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach().clone() if graphs else loss.detach()
+
+    return step
+
+
+def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor, masks: torch.Tensor,
+                *, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch over a device-resident uint8 split in an on-device random order; per-step losses (device)."""
+    n = images.shape[0]
+    perm = torch.randperm(n, generator=generator, device=images.device)
+    nb = math.ceil(n / batch_size)
+    losses = torch.empty(nb, device=images.device)
+    for b in range(nb):
+        idx = perm[b * batch_size:(b + 1) * batch_size]
+        losses[b] = step(images[idx], masks[idx])
+    return losses
+
+
+@torch.inference_mode()
+def predict_labels(model: SimpleSegNet, images: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int) -> torch.Tensor:
+    """Predicted labels (uint8, label space) for uint8 images."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
+        out.append(ch2lab[model(x).argmax(1)].to(torch.uint8))
+    return torch.cat(out) if out else torch.empty((0,) + tuple(images.shape[1:]), dtype=torch.uint8, device=images.device)
+
+
+@torch.inference_mode()
+def confusion(model: SimpleSegNet, images: torch.Tensor, masks: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int) -> torch.Tensor:
+    """11x11 int64 confusion (rows = true label, cols = predicted label) accumulated on the device."""
+    conf = torch.zeros(NUM_LABELS, NUM_LABELS, dtype=torch.int64, device=images.device)
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
+        pred = ch2lab[model(x).argmax(1)]
+        update_confusion(conf, masks[i:i + batch_size], pred)
+    return conf
+
+
+# ----------------------------------------------------------------------------- one run
+class _Trace:
+    """Per-epoch confusions and per-task prediction panels (``--trace``)."""
+
+    def __init__(self) -> None:
+        self.conf: list[torch.Tensor] = []
+        self.task: list[int] = []
+        self.index: list[int] = []
+        self.loss: list[float] = []
+        self.panel_pred: list[torch.Tensor] = []
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            "epoch_confusion": torch.stack(self.conf).cpu() if self.conf else torch.zeros(0, NUM_LABELS, NUM_LABELS, dtype=torch.int64),
+            "epoch_task": torch.tensor(self.task, dtype=torch.int64),
+            "epoch_index": torch.tensor(self.index, dtype=torch.int64),
+            "epoch_loss": torch.tensor(self.loss, dtype=torch.float32),
+            "panel_pred": torch.stack(self.panel_pred).cpu() if self.panel_pred else torch.zeros(0, dtype=torch.uint8),
+        }
+
+    def load(self, t: dict[str, torch.Tensor]) -> None:
+        self.conf = list(t["epoch_confusion"].unbind(0)) if t["epoch_confusion"].numel() else []
+        self.task = t["epoch_task"].tolist()
+        self.index = t["epoch_index"].tolist()
+        self.loss = t["epoch_loss"].tolist()
+        self.panel_pred = list(t["panel_pred"].unbind(0)) if t["panel_pred"].dim() == 4 else []
+
+
+def _task0_key(cfg: TrainConfig, seed: int, device: torch.device, trace: bool, hashes: dict[str, str]) -> str:
+    d = cfg.to_dict()
+    for k in ("kd_lambda", "share_task0"):  # do not influence task 0
+        d.pop(k)
+    blob = json.dumps({"cfg": d, "seed": seed, "device": device.type, "trace": trace, "data": hashes}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_one(
+    *,
+    method: str | Method,
+    seed: int,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    preset: str = "custom",
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    trace: bool = False,
+    progress: bool = True,
+    progress_cb: ProgressCb | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Train one method with one seed through every task; write and return the result JSON dict.
+
+    Files under ``out_dir``: ``{stem}.json``, ``{stem}.trace.safetensors`` (with ``trace``), per-task
+    checkpoints in ``checkpoints/{stem}/step{i}.safetensors`` and the shared task-0 checkpoints in
+    ``checkpoints/_shared/``. ``progress_cb(units)`` receives progress in task units (total = #tasks).
+    """
+    meth = get_method(method) if isinstance(method, str) else method
+    seed = check_seed(seed)
+    check_mode(cfg.mode)
+    dev = resolve_device(device)
+    cfg = cfg.resolved(dev.type)
+    out = Path(out_dir)
+    info = dataset_info(path=cfg.dataset_path, cache_dir=cache_dir)
+    tasks = resolve_tasks(cfg.setting, cfg.class_order, info)
+    T = len(tasks)
+    stem = run_stem(meth.name, cfg.setting, cfg.mode, seed)
+    result_path = out / f"{stem}.json"
+    ckdir = out / "checkpoints" / stem
+    cfg_dict = cfg.to_dict()
+
+    if resume and result_path.exists():
+        res = json.loads(result_path.read_text())
+        if res.get("config") == cfg_dict:
+            if progress_cb:
+                progress_cb(float(T))
+            return res
+        raise ValueError(f"{result_path} exists with a different config; delete it or run without --resume")
+
+    # ---- the steps of this run: (task index, config name, classes seen up to, epochs)
+    def rows(c: str) -> int:
+        n = int(info["configs"][c]["train"]["num_rows"])
+        return n if cfg.max_train is None else min(n, cfg.max_train)
+
+    if meth.joint:
+        n_inc = sum(rows(config_name(cfg.mode, t)) for t in range(T))
+        n_joint = rows("joint") if cfg.max_train is None else min(int(info["configs"]["joint"]["train"]["num_rows"]), cfg.max_train * T)
+        epochs_joint = max(1, round(cfg.epochs * n_inc / n_joint))
+        plan = [(0, "joint", T - 1, epochs_joint)]
+        used = ["joint", config_name(cfg.mode, T - 1)]
+    else:
+        plan = [(t, config_name(cfg.mode, t), t, cfg.epochs) for t in range(T)]
+        used = [config_name(cfg.mode, t) for t in range(T)]
+    hashes = content_hashes(info, used)
+
+    bar = None
+    if progress_cb is None and progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=float(T), desc=stem, unit="task", bar_format="{l_bar}{bar}| {n:.2f}/{total:.0f} [{elapsed}<{remaining}]")
+        progress_cb = bar.update
+    report: ProgressCb = progress_cb or (lambda u: None)
+
+    # ---- model, trace panel
+    model = SimpleSegNet(1 + len(tasks[0]) if not meth.joint else 1 + sum(map(len, tasks)), width=cfg.width,
+                         generator=make_generator(seed, torch.device("cpu"), "init")).to(dev)
+    tr = _Trace() if trace else None
+    panel_images = panel_masks = None
+    if trace:
+        panel_images, panel_masks = load_task_data(task=T - 1, split="test", mode=cfg.mode, path=cfg.dataset_path,
+                                                   limit=cfg.trace_panel, device=dev, cache_dir=cache_dir)
+    steps: list[dict[str, Any]] = []
+    walls: list[float] = []
+    start_i = 0
+    shared_task0 = False
+
+    def progress_state() -> dict[str, Any]:
+        return {"steps": steps, "wall_time_per_task_s": walls, "shared_task0": shared_task0,
+                "num_classes": model.num_classes, "method": meth.name, "seed": seed}
+
+    def save_step(path: Path) -> None:
+        save_checkpoint(path, model_state=model.state_dict(), extra=tr.tensors() if tr else {},
+                        config=cfg_dict, progress=progress_state())
+
+    def restore(path: Path) -> None:
+        nonlocal steps, walls, shared_task0
+        state, extra, c, prog = load_checkpoint(path)
+        if c != cfg_dict or prog["method"] != meth.name or prog["seed"] != seed:
+            diff = sorted(k for k in set(c) | set(cfg_dict) if c.get(k) != cfg_dict.get(k))
+            raise ValueError(f"checkpoint {path} was written by a different run (config fields differing: {diff}, "
+                             f"method {prog['method']!r}, seed {prog['seed']}); delete it or run without --resume")
+        if model.num_classes != prog["num_classes"]:
+            grow_head(model, prog["num_classes"] - model.num_classes, generator=torch.Generator().manual_seed(0))
+        model.load_state_dict({k: v.to(dev) for k, v in state.items()})
+        steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], prog["shared_task0"]
+        if tr is not None:
+            if "epoch_confusion" not in extra:
+                raise ValueError(f"checkpoint {path} has no trace; resume without --trace or rerun from scratch")
+            tr.load(extra)
+
+    if resume:
+        done = [i for i in range(len(plan)) if (ckdir / f"step{i}.safetensors").exists()]
+        if done:
+            last = max(done)
+            restore(ckdir / f"step{last}.safetensors")
+            start_i = last + 1
+            report(float(start_i * (T if meth.joint else 1)))
+    elif ckdir.exists():
+        for p in ckdir.glob("step*.safetensors"):
+            p.unlink()
+
+    try:
+        for i in range(start_i, len(plan)):
+            t, cname, seen_upto, epochs = plan[i]
+            t0 = time.perf_counter()
+            lut, ch2lab = label_maps(tasks, seen_upto, dev)
+            units = (T if meth.joint else 1.0) / epochs
+            shared_path = None
+            if i == 0 and not meth.joint and cfg.share_task0:
+                key = _task0_key(cfg, seed, dev, trace, hashes)
+                shared_path = out / "checkpoints" / "_shared" / f"task0-{cfg.setting}-{cfg.mode}-seed{seed}-{key}.safetensors"
+            lock = None
+            if shared_path is not None:
+                from filelock import FileLock
+                shared_path.parent.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(shared_path) + ".lock")
+                lock.acquire()
+            try:
+                if shared_path is not None and shared_path.exists():
+                    restore_shared(shared_path, model, tr, dev)
+                    prog = load_checkpoint(shared_path)[3]
+                    steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], True
+                    report(1.0)
+                else:
+                    _train_step_i(meth=meth, model=model, i=i, t=t, cname=cname, epochs=epochs, seen_upto=seen_upto,
+                                  tasks=tasks, lut=lut, ch2lab=ch2lab, cfg=cfg, seed=seed, dev=dev, tr=tr,
+                                  panel_images=panel_images, report=lambda: report(units), cache_dir=cache_dir,
+                                  steps=steps)
+                    walls.append(time.perf_counter() - t0)
+                    if shared_path is not None:
+                        save_step(shared_path)
+            finally:
+                if lock is not None:
+                    lock.release()
+            save_step(ckdir / f"step{i}.safetensors")
+    finally:
+        if bar is not None:
+            bar.close()
+
+    # ---- result
+    summ = summarize(steps, tasks, step_tasks=[p[2] for p in plan])
+    result: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "method": meth.name, "seed": seed, "setting": cfg.setting, "mode": cfg.mode, "preset": preset,
+        "config": cfg_dict,
+        "dataset": {"version": info.get("version"), "content_sha256": hashes},
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "env": env_info(dev),
+        "class_order": [d for ts in tasks for d in ts],
+        "tasks": tasks,
+        "wall_time_per_task_s": walls,
+        "steps": steps,
+        "R": summ["R"],
+        "final": summ["final"],
+        "shared_task0": shared_task0,
+        "joint": meth.joint,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    if tr is not None:
+        tt = tr.tensors()
+        tt["panel_images"] = panel_images
+        tt["panel_full_masks"] = panel_masks
+        atomic_save_safetensors(out / f"{stem}.trace.safetensors", tt,
+                                {"result": result_path.name, "method": meth.name, "seed": str(seed)})
+    atomic_write_text(result_path, json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def restore_shared(path: Path, model: SimpleSegNet, tr: _Trace | None, dev: torch.device) -> None:
+    """Load the shared task-0 checkpoint's weights (and trace) into ``model`` / ``tr``."""
+    state, extra, _, _ = load_checkpoint(path)
+    model.load_state_dict({k: v.to(dev) for k, v in state.items()})
+    if tr is not None:
+        tr.load(extra)
+
+
+def _train_step_i(*, meth: Method, model: SimpleSegNet, i: int, t: int, cname: str, epochs: int, seen_upto: int,
+                  tasks: list[list[int]], lut: torch.Tensor, ch2lab: torch.Tensor, cfg: TrainConfig, seed: int,
+                  dev: torch.device, tr: _Trace | None, panel_images: torch.Tensor | None,
+                  report: Callable[[], None], cache_dir: str | None, steps: list[dict[str, Any]]) -> None:
+    """Grow the head (t > 0), train ``epochs`` epochs on ``cname``, evaluate on its test split."""
+    task_arg = None if meth.joint else t
+    limit_train = cfg.max_train * len(tasks) if (meth.joint and cfg.max_train) else cfg.max_train
+    images, masks = load_task_data(task=task_arg, split="train", mode=cfg.mode, path=cfg.dataset_path,
+                                   limit=limit_train, device=dev, cache_dir=cache_dir)
+    test_x, test_y = load_task_data(task=task_arg, split="test", mode=cfg.mode, path=cfg.dataset_path,
+                                    limit=cfg.max_test, device=dev, cache_dir=cache_dir)
+    old_model = None
+    c_old = model.num_classes
+    if t > 0:
+        if meth.uses_old_model:
+            old_model = copy.deepcopy(model).eval()
+            for p in old_model.parameters():
+                p.requires_grad_(False)
+        grow_head(model, len(tasks[t]), generator=make_generator(seed, torch.device("cpu"), "head", t),
+                  balanced=meth.balanced_init)
+    loss_fn = meth.loss if (t > 0 or meth.joint) else METHODS["naive"].loss
+    if cfg.compile:
+        torch.compiler.reset()  # the head changed shape: start from a clean compile cache
+    step = make_step(model, old_model, loss_fn, lut, cfg=cfg, c_old=c_old, device=dev)
+    gen = make_generator(seed, dev, "shuffle", "joint" if meth.joint else t)
+    seen_labels = ch2lab.tolist()
+    for e in range(1, epochs + 1):
+        model.train()
+        losses = train_epoch(step, images, masks, batch_size=cfg.batch_size, generator=gen)
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0, 0])
+            nb = losses.shape[0]
+            raise FloatingPointError(
+                f"non-finite loss {float(losses[bad])} in method {meth.name!r}, task {t}, epoch {e}, "
+                f"step {bad} of the epoch (step {(e - 1) * nb + bad} of the task)")
+        if tr is not None and (e % cfg.trace_every == 0 or e == epochs):
+            model.eval()
+            tr.conf.append(confusion(model, test_x, test_y, ch2lab, batch_size=cfg.eval_batch_size).cpu())
+            tr.task.append(t)
+            tr.index.append(e)
+            tr.loss.append(float(losses.mean()))
+        report()
+    model.eval()
+    conf = confusion(model, test_x, test_y, ch2lab, batch_size=cfg.eval_batch_size)
+    entry = {"task": t}
+    entry.update(step_metrics(conf, seen_labels))
+    entry["classes_seen"] = [d for ts in tasks[: seen_upto + 1] for d in ts]
+    entry["epochs"] = epochs
+    steps.append(entry)
+    if tr is not None and panel_images is not None:
+        tr.panel_pred.append(predict_labels(model, panel_images, ch2lab, batch_size=cfg.eval_batch_size).cpu())

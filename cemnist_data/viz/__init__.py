@@ -1,0 +1,31 @@
+"""Visualisation for CEMNIST: palette, overlays, montages, plots, GIF animations and HTML reports.
+
+numpy/pillow-only parts (:mod:`.palette`, :mod:`.overlay`, :mod:`.gif`) import without matplotlib;
+figures need the ``viz`` extra (``pip install 'cemnist[viz]'``). Everything is imported lazily.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "overlay": "overlay", "label_image": "overlay",
+    "DIGIT_COLORS_HEX": "palette", "DIGIT_COLORS_RGB": "palette", "label_color": "palette",
+    "write_gif": "gif", "select_frames": "gif",
+    "show": "montage", "show_compare": "montage", "preview_strip": "montage", "montage_figure": "montage",
+    "compare_figure": "montage", "preview_strip_figure": "montage",
+    "plot_miou_curves": "plots", "plot_class_iou_heatmaps": "plots",
+    "load_results": "results", "leaderboard_rows": "results",
+    "load_trace": "animations", "confusion_gif": "animations", "prediction_gif": "animations",
+    "render_report": "report",
+    "add_cli_subcommands": "cli",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

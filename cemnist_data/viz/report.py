@@ -1,0 +1,201 @@
+"""Render everything for a results folder into one directory plus one self-contained HTML page."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ._io import atomic_write_bytes, atomic_write_text
+from .animations import TRACE_SUFFIX, confusion_gif, find_traces, load_trace, prediction_gif
+from .gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
+from .plots import plot_class_iou_heatmaps, plot_miou_curves
+from .results import (LEADERBOARD_METRICS, format_pm, group_runs, leaderboard_rows, load_results,
+                      method_sort_key, read_leaderboard_csv)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+padding:0 1rem;color:#222;line-height:1.45}
+h1{font-size:1.6rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
+table{border-collapse:collapse;font-size:.9rem;margin:.6rem 0}th,td{border:1px solid #ccc;padding:.25rem .55rem;
+text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.85rem;color:#555}
+pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem;max-height:28rem}
+.note{color:#666;font-size:.85rem}#img-status{font-size:.8rem;color:#888}
+"""
+
+# Runs after load: records in the DOM whether every image decoded (used by the headless-browser test).
+_JS = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
+  document.body.setAttribute('data-images', String(imgs.length));
+  document.body.setAttribute('data-images-ok', bad.length === 0 ? 'yes' : 'no');
+  var s = document.getElementById('img-status');
+  if (s) { s.textContent = bad.length === 0 ? ('all ' + imgs.length + ' images loaded')
+                                              : (bad.length + ' of ' + imgs.length + ' images failed to load'); }
+});
+"""
+
+_MIME = {".png": "image/png", ".gif": "image/gif"}
+
+
+def _data_uri(path: Path) -> str:
+    mime = _MIME.get(path.suffix.lower())
+    if mime is None:
+        raise ValueError(f"cannot inline {path}: only .png and .gif are supported")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _figure(path: Path, caption: str) -> str:
+    return (f'<figure><img src="{_data_uri(path)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)} <code>{html.escape(path.name)}</code></figcaption></figure>")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(str(h))}</th>' for i, h in enumerate(header))
+    trs = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{html.escape(str(c))}</td>' for i, c in enumerate(r))
+        + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def computed_leaderboard(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Leaderboard (header, rows) from the JSONs: final metrics in %, mean ± sample std over seeds."""
+    header = ["setting", "mode", "method", "seeds", *LEADERBOARD_METRICS]
+    rows = []
+    for r in leaderboard_rows(runs):
+        rows.append([r["setting"], r["mode"], r["method"], str(r["n_seeds"])]
+                    + [format_pm(*r[m]) for m in LEADERBOARD_METRICS])
+    return header, rows
+
+
+def _slug(*parts: Any) -> str:
+    s = "_".join(str(p) for p in parts)
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in s)
+
+
+def render_report(
+    results_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    title: str = "CEMNIST results",
+    preview_png: str | os.PathLike[str] | None = None,
+    all_seeds: bool = False,
+    confusion_every: int = 1,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Path:
+    """Render plots, animations, leaderboard, dataset preview and run configs for ``results_dir``.
+
+    Pictures go to ``out_dir`` (PNG/GIF, reusable in READMEs); ``out_dir/index.html`` inlines all of
+    them as base64 data URIs, so the single HTML file opens anywhere without network access.
+    Animations are drawn for the lowest seed of each method unless ``all_seeds``. Returns the HTML path.
+    """
+    results_dir = Path(results_dir)
+    out_dir = Path(out_dir)
+    runs = load_results(results_dir)
+    traces = find_traces(results_dir)
+    if not runs and not traces:
+        raise ValueError(f"{results_dir} holds no cemnist-baselines-result/1 JSON and no {TRACE_SUFFIX} file")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    body: list[str] = [f"<h1>{html.escape(title)}</h1>",
+                       f'<p class="note">Rendered from <code>{html.escape(str(results_dir))}</code> '
+                       f"({len(runs)} runs, {len(traces)} traces). <span id=\"img-status\"></span></p>"]
+
+    # Leaderboard
+    body.append("<h2>Leaderboard</h2>")
+    lb = results_dir / "leaderboard.csv"
+    if lb.is_file():
+        header, rows = read_leaderboard_csv(lb)
+        body.append('<p class="note">From <code>leaderboard.csv</code>.</p>' + _table(header, rows, left=3))
+    elif runs:
+        header, rows = computed_leaderboard(runs)
+        body.append('<p class="note">Computed from the run JSONs: final metrics in %, mean ± sample std (ddof=1) '
+                    "over seeds.</p>" + _table(header, rows, left=3))
+    else:
+        body.append('<p class="note">No result JSONs.</p>')
+
+    # Plots per (setting, mode)
+    groups = group_runs(runs)
+    if groups:
+        body.append("<h2>Plots</h2>")
+    for (setting, mode), methods in groups.items():
+        group = [r for rs in methods.values() for r in rs]
+        p1 = out_dir / f"miou_{_slug(setting, mode)}.png"
+        plot_miou_curves(group, out=p1)
+        body.append(_figure(p1, f"{setting} {mode}: mIoU (incl. background) after each task, mean ± std over seeds."))
+        p2 = out_dir / f"class_iou_{_slug(setting, mode)}.png"
+        plot_class_iou_heatmaps(group, out=p2)
+        body.append(_figure(p2, f"{setting} {mode}: per-class IoU after each task, mean over seeds."))
+
+    # Animations
+    if traces:
+        body.append("<h2>Animations</h2>")
+        loaded = [load_trace(p) for p in traces]
+
+        def key(tr: Any) -> tuple[str, str]:
+            r = tr.result or {}
+            return str(r.get("setting", "?")), str(r.get("mode", "?"))
+
+        by_group: dict[tuple[str, str], list[Any]] = {}
+        for tr in loaded:
+            by_group.setdefault(key(tr), []).append(tr)
+        for (setting, mode), trs in sorted(by_group.items()):
+            seeds = sorted({tr.seed for tr in trs}, key=lambda s: (len(s), s))
+            use_seeds = seeds if all_seeds else seeds[:1]
+            for seed in use_seeds:
+                sel = sorted([tr for tr in trs if tr.seed == seed], key=lambda tr: method_sort_key(tr.method))
+                if len({tr.method for tr in sel}) == len(sel) and len(sel) > 0:
+                    try:
+                        p = out_dir / f"predictions_{_slug(setting, mode, 'seed' + seed)}.gif"
+                        prediction_gif({tr.method: tr for tr in sel}, p, max_frames=max_frames, max_bytes=max_bytes,
+                                       title=f"{setting} {mode}, seed {seed}")
+                        body.append(_figure(p, f"{setting} {mode}, seed {seed}: predictions on a fixed test panel "
+                                               "after each task; ground truth restricted to the digits seen so far."))
+                    except ValueError as exc:
+                        body.append(f'<p class="note">No prediction panel for seed {html.escape(seed)}: '
+                                    f"{html.escape(str(exc))}</p>")
+                for tr in sel:
+                    p = out_dir / f"confusion_{_slug(tr.path.name[: -len(TRACE_SUFFIX)])}.gif"
+                    confusion_gif(tr, p, every=confusion_every, max_frames=max_frames, max_bytes=max_bytes,
+                                  title=f"{tr.method} · {setting} {mode} · seed {seed}")
+                    body.append(_figure(p, f"{tr.method}, seed {seed}: row-normalised test confusion matrix "
+                                           "of the current task after each recorded epoch."))
+
+    # Dataset preview
+    body.append("<h2>Dataset preview</h2>")
+    if preview_png is not None:
+        dst = out_dir / "preview_strip.png"
+        if Path(preview_png).resolve() != dst.resolve():
+            atomic_write_bytes(dst, Path(preview_png).read_bytes())
+        body.append(_figure(dst, "One row per task: train samples with their (train-view) masks."))
+    else:
+        body.append('<p class="note">No dataset preview given (render one with <code>cemnist preview</code> and '
+                    "pass it with <code>--preview</code>).</p>")
+
+    # Run configs
+    if runs:
+        body.append("<h2>Runs and configs</h2>")
+        rows = []
+        for r in sorted(runs, key=lambda r: (r["setting"], r["mode"], method_sort_key(r["method"]), int(r["seed"]))):
+            env = r.get("env") or {}
+            rows.append([Path(r["_path"]).name, r["method"], str(r["seed"]), r.get("preset", ""),
+                         (r.get("dataset") or {}).get("version", ""), str(r.get("git_commit") or "–")[:12],
+                         f"{env.get('device', '')} {env.get('device_name', '') or ''}".strip(),
+                         f"{sum(r.get('wall_time_per_task_s') or [0]):.0f}"])
+        body.append(_table(["file", "method", "seed", "preset", "dataset", "commit", "device", "wall s"], rows,
+                           left=2))
+        for r in sorted(runs, key=lambda r: Path(r["_path"]).name):
+            cfg = json.dumps(r.get("config", {}), indent=2, sort_keys=True)
+            body.append(f"<details><summary>{html.escape(Path(r['_path']).name)}</summary>"
+                        f"<pre>{html.escape(cfg)}</pre></details>")
+
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + f"\n<script>{_JS}</script>\n</body></html>\n")
+    return atomic_write_text(out_dir / "index.html", page)

@@ -1,0 +1,1 @@
+"""CEMNIST (Continual Extended MNIST): deterministic continual-segmentation benchmark data."""

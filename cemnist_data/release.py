@@ -1,0 +1,312 @@
+"""Writing a release folder: a valid Hugging Face dataset repository built from a spec.
+
+Layout::
+
+    README.md                      card: YAML (configs, dataset_info, licence) + DATASET_CARD body
+    manifest.json                  spec, tasks, rows and decoded-content hash per config/split, file SHA-256s
+    data/<config>/<split>-00000-of-00001.parquet
+
+The folder is written into a temporary sibling and renamed into place at the end, under a file
+lock, so an interrupted build never leaves a folder that a later load would accept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from .card import render_readme
+from .content import ContentHasher
+from .features import FEATURES
+from .mnist import load_mnist
+from .png import encode_png_batch
+from .registry import MNIST_FILES
+from .render import Rendered
+from .scenario import apply_view, pool_stream, stream_source, test_membership, train_stream, view_digits
+from .spec import MODES, SPLITS, CemnistSpec, config_name
+
+__all__ = ["build_release", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT", "atomic_write_text"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "cemnist-manifest/1"
+CHUNK = 2048  # images rendered, encoded and written at once (bounds peak memory)
+
+
+def split_path(config: str, split: str) -> str:
+    """Relative path of a split's parquet file inside a release folder."""
+    return f"data/{config}/{split}-00000-of-00001.parquet"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class _SplitWriter:
+    path: Path
+    writer: pq.ParquetWriter | None = None
+    hasher: ContentHasher = field(default_factory=ContentHasher)
+
+    def write(self, table: pa.Table, cols: dict[str, Any]) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, FEATURES.arrow_schema, compression="zstd")
+        self.writer.write_table(table, row_group_size=len(table))
+        self.hasher.update(cols)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _lists(layout: Rendered, idx: np.ndarray | None) -> dict[str, pa.Array]:
+    cls = layout.classes if idx is None else layout.classes[idx]
+    lengths = (cls >= 0).sum(axis=1)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    active = cls >= 0
+    out = {}
+    for name, arr, typ in (
+        ("digits", cls, pa.int64()),
+        ("mnist_index", layout.mnist_index if idx is None else layout.mnist_index[idx], pa.int32()),
+        ("top", layout.top if idx is None else layout.top[idx], pa.int16()),
+        ("left", layout.left if idx is None else layout.left[idx], pa.int16()),
+    ):
+        values = pa.array(arr[active].astype(typ.to_pandas_dtype()), type=typ)
+        out[name] = pa.ListArray.from_arrays(offsets, values)
+    return out
+
+
+def _image_struct(pngs: list[bytes]) -> pa.Array:
+    return pa.StructArray.from_arrays(
+        [pa.array(pngs, type=pa.binary()), pa.nulls(len(pngs), type=pa.string())], names=["bytes", "path"]
+    )
+
+
+class _ReleaseBuilder:
+    def __init__(self, spec: CemnistSpec, root: Path, *, mnist_dir: str | None, workers: int, progress: bool):
+        self.spec = spec
+        self.root = root
+        self.mnist = load_mnist(mnist_dir=mnist_dir)
+        self.sources = stream_source(spec, self.mnist)
+        self.executor = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        self.writers: dict[tuple[str, str], _SplitWriter] = {}
+        self.progress = progress
+
+    def writer(self, config: str, split: str) -> _SplitWriter:
+        key = (config, split)
+        if key not in self.writers:
+            self.writers[key] = _SplitWriter(self.root / split_path(config, split))
+        return self.writers[key]
+
+    def encode(self, arr: np.ndarray) -> list[bytes]:
+        return encode_png_batch(arr, executor=self.executor)
+
+    def emit(
+        self,
+        config: str,
+        split: str,
+        *,
+        layout: Rendered,
+        idx: np.ndarray | None,
+        task: int,
+        mask: np.ndarray,
+        pngs: dict[str, list[bytes]],
+        mnist_split: str,
+        uids: list[str],
+    ) -> None:
+        n = len(uids)
+        lists = _lists(layout, idx)
+        table = pa.Table.from_arrays(
+            [
+                _image_struct(pngs["image"]),
+                _image_struct(pngs["mask"]),
+                _image_struct(pngs["full_mask"]),
+                pa.array(np.full(n, task, dtype=np.int16)),
+                lists["digits"],
+                pa.array([mnist_split] * n, type=pa.string()),
+                lists["mnist_index"],
+                lists["top"],
+                lists["left"],
+                pa.array(uids, type=pa.string()),
+            ],
+            schema=FEATURES.arrow_schema,
+        )
+        take = (lambda a: a) if idx is None else (lambda a: a[idx])
+        cols = {
+            "image": take(layout.images),
+            "mask": mask,
+            "full_mask": take(layout.full_masks),
+            "task": np.full(n, task, dtype=np.int64),
+            "digits": take(layout.classes),
+            "mnist_index": take(layout.mnist_index),
+            "top": take(layout.top),
+            "left": take(layout.left),
+            "mnist_split": [mnist_split] * n,
+            "uid": uids,
+        }
+        self.writer(config, split).write(table, cols)
+
+    def build_train_splits(self, bar: tqdm) -> None:
+        spec = self.spec
+        for mode in MODES:
+            for task in range(spec.num_tasks):
+                cfg = config_name(mode, task)
+                for split in ("train", "validation"):
+                    stream = train_stream(spec, mode=mode, task=task, split=split)
+                    keep = view_digits(spec, config_task=task, split=split)
+                    for s in range(0, stream.size, CHUNK):
+                        e = min(stream.size, s + CHUNK)
+                        layout = stream.render(spec, self.sources, s, e)
+                        mask = apply_view(layout.full_masks, keep)
+                        pngs = {
+                            "image": self.encode(layout.images),
+                            "mask": self.encode(mask),
+                            "full_mask": self.encode(layout.full_masks),
+                        }
+                        uids = [f"{stream.name}/{i:06d}" for i in range(s, e)]
+                        self.emit(cfg, split, layout=layout, idx=None, task=task, mask=mask, pngs=pngs,
+                                  mnist_split="train", uids=uids)
+                        if mode == "overlap":
+                            joint_pngs = {"image": pngs["image"], "mask": pngs["full_mask"], "full_mask": pngs["full_mask"]}
+                            self.emit("joint", split, layout=layout, idx=None, task=-1, mask=layout.full_masks,
+                                      pngs=joint_pngs, mnist_split="train", uids=uids)
+                        bar.update(e - s)
+
+    def build_test_splits(self, bar: tqdm) -> None:
+        spec = self.spec
+        stream = pool_stream(spec)
+        for s in range(0, stream.size, CHUNK):
+            e = min(stream.size, s + CHUNK)
+            layout = stream.render(spec, self.sources, s, e)
+            uids = [f"{stream.name}/{i:06d}" for i in range(s, e)]
+            img_png = self.encode(layout.images)
+            full_png = self.encode(layout.full_masks)
+            self.emit("joint", "test", layout=layout, idx=None, task=-1, mask=layout.full_masks,
+                      pngs={"image": img_png, "mask": full_png, "full_mask": full_png}, mnist_split="test", uids=uids)
+            for task in range(spec.num_tasks):
+                seen = view_digits(spec, config_task=task, split="test")
+                idx = np.flatnonzero(test_membership(layout.classes, seen))
+                mask = apply_view(layout.full_masks[idx], seen)
+                full_sub = [full_png[i] for i in idx]
+                pngs = {
+                    "image": [img_png[i] for i in idx],
+                    "mask": full_sub if len(seen) == 10 else self.encode(mask),  # all seen: mask == full_mask
+                    "full_mask": full_sub,
+                }
+                sub_uids = [uids[i] for i in idx]
+                for mode in MODES:  # the test split is the same in both modes
+                    self.emit(config_name(mode, task), "test", layout=layout, idx=idx, task=task, mask=mask,
+                              pngs=pngs, mnist_split="test", uids=sub_uids)
+            bar.update(e - s)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        if self.executor is not None:
+            self.executor.shutdown()
+
+    def manifest(self) -> dict[str, Any]:
+        spec = self.spec
+        configs: dict[str, Any] = {}
+        files: dict[str, Any] = {}
+        for cfg in spec.config_names():
+            mode, _, task = cfg.partition("-task")
+            entry: dict[str, Any] = {
+                "mode": "joint" if cfg == "joint" else mode,
+                "task": None if cfg == "joint" else int(task),
+                "splits": {},
+            }
+            for split in SPLITS:
+                w = self.writers[(cfg, split)]
+                entry["splits"][split] = {
+                    "num_rows": w.hasher.num_rows,
+                    "content_sha256": w.hasher.hexdigest(),
+                }
+                rel = split_path(cfg, split)
+                files[rel] = {"sha256": _file_sha256(self.root / rel), "bytes": (self.root / rel).stat().st_size}
+            configs[cfg] = entry
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": "cemnist",
+            "version": spec.version,
+            "spec": spec.to_dict(),
+            "tasks": spec.tasks,
+            "mnist_sha256": {name: f.sha256 for name, f in MNIST_FILES.items()},
+            "configs": configs,
+            "files": files,
+        }
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_release(
+    out_dir: str | os.PathLike[str],
+    *,
+    spec: CemnistSpec | None = None,
+    mnist_dir: str | os.PathLike[str] | None = None,
+    workers: int = 2,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Render every config of ``spec`` and write a release folder at ``out_dir``; returns its manifest.
+
+    The folder appears at ``out_dir`` only when complete (temporary sibling + rename, under the file
+    lock ``<out_dir>.lock``). An existing ``out_dir`` is an error unless ``overwrite=True``.
+    """
+    spec = spec or CemnistSpec()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        try:
+            builder = _ReleaseBuilder(spec, tmp, mnist_dir=None if mnist_dir is None else str(mnist_dir),
+                                      workers=workers, progress=progress)
+            total = 2 * spec.num_tasks * (spec.train_per_task + spec.validation_per_task) + spec.test_pool
+            with tqdm(total=total, desc=f"cemnist {spec.version} build", unit="img", disable=not progress) as bar:
+                try:
+                    builder.build_train_splits(bar)
+                    builder.build_test_splits(bar)
+                finally:
+                    builder.close()
+            manifest = builder.manifest()
+            atomic_write_text(tmp / "README.md", render_readme(manifest))
+            atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            if out.exists():
+                trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+                os.replace(out, trash)
+                os.replace(tmp, out)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return manifest

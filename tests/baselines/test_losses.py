@@ -1,0 +1,107 @@
+"""Losses against hand-computed values on tiny tensors (issue 3 §2, §9)."""
+import math
+
+import pytest
+import torch
+
+from cemnist_baselines.methods import (METHODS, ce_loss, get_method, kd_loss, unbiased_ce_loss,
+                                       unbiased_kd_loss)
+
+
+def _rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_ce_hand_computed_with_ignore():
+    z = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]], dtype=torch.float64)  # 3 pixels, C=3
+    z = z.T.reshape(1, 3, 3, 1)  # [B=1, C=3, H=3, W=1]
+    y = torch.tensor([[1], [255], [2]]).reshape(1, 3, 1)
+    # pixel0 target 1: -(2 - log(e^1+e^2+e^0)); pixel2 target 2: -(1 - log(e^3+e^0+e^1)); pixel1 ignored
+    l0 = -(2 - math.log(math.e + math.e**2 + 1))
+    l2 = -(1 - math.log(math.e**3 + 1 + math.e))
+    assert ce_loss(z, y).item() == pytest.approx((l0 + l2) / 2, rel=1e-12)
+
+
+def test_kd_hand_computed():
+    # one pixel, C_old = 2, new model has 3 channels
+    t = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64).reshape(1, 2, 1, 1)  # q = [1/4, 3/4]
+    z = torch.tensor([math.log(2.0), 0.0, 5.0], dtype=torch.float64).reshape(1, 3, 1, 1)  # p over first 2 = [2/3, 1/3]
+    expected = -(0.25 * math.log(2 / 3) + 0.75 * math.log(1 / 3)) / 2
+    assert kd_loss(z, t).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_unce_equals_ce_without_old_classes():
+    z, y = _rand(2, 4, 3, 3), torch.randint(0, 4, (2, 3, 3), generator=torch.Generator().manual_seed(1))
+    y[0, 0, 0] = 255
+    assert unbiased_ce_loss(z, y, c_old=1).item() == pytest.approx(ce_loss(z, y).item(), rel=1e-12)
+
+
+def test_unce_hand_computed():
+    # C = 4 channels, C_old = 2 (bg + one old class), two new classes 2, 3
+    zv = [0.5, 1.0, -1.0, 2.0]
+    z = torch.tensor(zv, dtype=torch.float64).reshape(1, 4, 1, 1).repeat(1, 1, 1, 3)
+    y = torch.tensor([[[1, 3, 255]]])  # old class -> bg; new class 3; ignored
+    lse = math.log(sum(math.exp(v) for v in zv))
+    logp_bg = math.log(math.exp(0.5) + math.exp(1.0)) - lse
+    logp_3 = 2.0 - lse
+    assert unbiased_ce_loss(z, y, c_old=2).item() == pytest.approx(-(logp_bg + logp_3) / 2, rel=1e-12)
+
+
+def test_unkd_hand_computed():
+    t = torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64).reshape(1, 3, 1, 1)
+    zv = [0.2, 0.7, -0.3, 1.5, 0.1]  # C_old = 3, new channels 3, 4
+    z = torch.tensor(zv, dtype=torch.float64).reshape(1, 5, 1, 1)
+    q = torch.softmax(t.flatten(), 0).tolist()
+    lse = math.log(sum(math.exp(v) for v in zv))
+    lbg = math.log(math.exp(0.2) + math.exp(1.5) + math.exp(0.1)) - lse
+    expected = -(q[0] * lbg + q[1] * (0.7 - lse) + q[2] * (-0.3 - lse)) / 3
+    assert unbiased_kd_loss(z, t).item() == pytest.approx(expected, rel=1e-12)
+
+
+def _grad_and_perturbed(loss_fn, z, t):
+    z = z.clone().requires_grad_(True)
+    loss = loss_fn(z, t)
+    (g,) = torch.autograd.grad(loss, z)
+    worse = [loss_fn(z.detach() + 0.1 * _rand(*z.shape, seed=s), t).item() for s in range(5)]
+    return loss.item(), g, worse
+
+
+def test_kd_minimal_when_new_equals_old_on_old_channels():
+    t = _rand(2, 3, 4, 4, seed=2)
+    z = torch.cat([t, _rand(2, 2, 4, 4, seed=3)], 1)  # new channels arbitrary: KD ignores them
+    loss, g, worse = _grad_and_perturbed(kd_loss, z, t)
+    assert g.abs().max().item() < 1e-12
+    assert all(w > loss for w in worse)
+
+
+def test_unkd_minimal_when_new_model_matches_old():
+    t = _rand(2, 3, 4, 4, seed=4)
+    z = torch.cat([t, torch.full((2, 2, 4, 4), -1e3, dtype=torch.float64)], 1)  # new classes get no mass
+    loss, g, worse = _grad_and_perturbed(unbiased_kd_loss, z, t)
+    assert g[:, :3].abs().max().item() < 1e-12
+    assert all(w > loss for w in worse)
+    # minimum = entropy(q) / C_old
+    q = torch.softmax(t, 1)
+    assert loss == pytest.approx((-(q * q.log()).sum(1).mean() / 3).item(), rel=1e-10)
+
+
+def test_unkd_minimal_after_balanced_split_of_background():
+    # MiB's balanced init splits the old bg logit into N+1 equal parts: z_bg = z_new = t_bg - log(N+1)
+    t = _rand(1, 3, 2, 2, seed=5)
+    n_new = 2
+    bg = t[:, :1] - math.log(n_new + 1)
+    z = torch.cat([bg, t[:, 1:], bg.expand(-1, n_new, -1, -1)], 1)
+    loss, g, _ = _grad_and_perturbed(unbiased_kd_loss, z, t)
+    assert g.abs().max().item() < 1e-12
+
+
+def test_method_registry_and_errors():
+    assert set(METHODS) == {"naive", "kd", "mib", "joint"}
+    with pytest.raises(ValueError, match="unknown method 'ewc'.*joint"):
+        get_method("ewc")
+    z, y, t = _rand(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long), _rand(1, 2, 2, 2, seed=9)
+    assert METHODS["naive"].loss(z, y, None, c_old=2, kd_lambda=10).item() == pytest.approx(ce_loss(z, y).item())
+    assert METHODS["kd"].loss(z, y, t, c_old=2, kd_lambda=10).item() == pytest.approx(
+        (ce_loss(z, y) + 10 * kd_loss(z, t)).item())
+    assert METHODS["mib"].loss(z, y, t, c_old=2, kd_lambda=10).item() == pytest.approx(
+        (unbiased_ce_loss(z, y, 2) + 10 * unbiased_kd_loss(z, t)).item())

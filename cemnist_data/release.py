@@ -282,31 +282,44 @@ def build_release(
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock"):
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-        tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir()
-        try:
-            builder = _ReleaseBuilder(spec, tmp, mnist_dir=None if mnist_dir is None else str(mnist_dir),
-                                      workers=workers, progress=progress)
-            total = 2 * spec.num_tasks * (spec.train_per_task + spec.validation_per_task) + spec.test_pool
-            with tqdm(total=total, desc=f"cemnist {spec.version} build", unit="img", disable=not progress) as bar:
-                try:
-                    builder.build_train_splits(bar)
-                    builder.build_test_splits(bar)
-                finally:
-                    builder.close()
-            manifest = builder.manifest()
-            atomic_write_text(tmp / "README.md", render_readme(manifest))
-            atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-            if out.exists():
-                trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-                os.replace(out, trash)
-                os.replace(tmp, out)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        return build_release_locked(out, spec=spec, mnist_dir=mnist_dir, workers=workers, overwrite=overwrite, progress=progress)
+
+
+def build_release_locked(
+    out: Path,
+    *,
+    spec: CemnistSpec,
+    mnist_dir: str | os.PathLike[str] | None = None,
+    workers: int = 2,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`build_release` for a caller that already holds the lock ``<out>.lock``."""
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        builder = _ReleaseBuilder(spec, tmp, mnist_dir=None if mnist_dir is None else str(mnist_dir),
+                                  workers=workers, progress=progress)
+        total = 2 * spec.num_tasks * (spec.train_per_task + spec.validation_per_task) + spec.test_pool
+        with tqdm(total=total, desc=f"cemnist {spec.version} build", unit="img", disable=not progress) as bar:
+            try:
+                builder.build_train_splits(bar)
+                builder.build_test_splits(bar)
+            finally:
+                builder.close()
+        manifest = builder.manifest()
+        atomic_write_text(tmp / "README.md", render_readme(manifest))
+        atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+            os.replace(out, trash)
+            os.replace(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return manifest

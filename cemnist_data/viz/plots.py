@@ -41,7 +41,7 @@ def plot_miou_curves(
     """
     if metric not in _METRIC_NAMES:
         raise ValueError(f"metric must be one of {sorted(_METRIC_NAMES)}, got {metric!r}")
-    setting, mode = single_group(runs)
+    setting, mode, preset = single_group(runs)
     curves = metric_curves(runs, metric=metric)
     tasks = runs[0]["tasks"]
     x = np.arange(len(tasks))
@@ -50,6 +50,15 @@ def plot_miou_curves(
     for i, (method, c) in enumerate(curves.items()):
         st = method_style(method, i)
         nseeds = int(c.n.max()) if c.n.size else 0
+        finite = np.isfinite(c.mean)
+        if finite.sum() == 1 and len(tasks) > 1:
+            # Single-stage run (e.g. joint training on all classes): a horizontal reference line.
+            j = int(np.nonzero(finite)[0][0])
+            ax.axhline(c.mean[j] * 100, color=st["color"], linestyle="--", linewidth=1.5,
+                       label=f"{method} (n={nseeds}, all classes at once)")
+            ax.axhspan((c.mean[j] - c.std[j]) * 100, (c.mean[j] + c.std[j]) * 100, color=st["color"], alpha=0.12,
+                       linewidth=0)
+            continue
         ax.plot(x, c.mean * 100, label=f"{method} (n={nseeds})", linewidth=2, markersize=5, **st)
         ax.fill_between(x, (c.mean - c.std) * 100, (c.mean + c.std) * 100, color=st["color"], alpha=0.18,
                         linewidth=0)
@@ -61,8 +70,9 @@ def plot_miou_curves(
     ax.set_xlim(-0.2, len(tasks) - 0.8 if len(tasks) > 1 else 0.2)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower left", frameon=False)
-    ax.set_title(title or f"CEMNIST {setting} {mode}: {_METRIC_NAMES[metric]} after each task (mean ± std over seeds)",
-                 fontsize=9)
+    tag = "" if preset == "default" else f" [{preset}]"
+    ax.set_title(title or f"CEMNIST {setting} {mode}{tag}: {_METRIC_NAMES[metric]} after each task "
+                 "(mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
     if out is not None:
         save_figure(fig, out, dpi=dpi)
@@ -84,7 +94,7 @@ def plot_class_iou_heatmaps(
     background first when ``include_bg``. Unseen classes are grey. Returns ``{method: [rows, T]}``
     matrices in the plotted row order (fractions).
     """
-    setting, mode = single_group(runs)
+    setting, mode, preset = single_group(runs)
     mats = class_iou_matrix(runs)
     tasks = [list(map(int, t)) for t in runs[0]["tasks"]]
     order = [d for t in tasks for d in t]
@@ -128,7 +138,8 @@ def plot_class_iou_heatmaps(
         cb = fig.colorbar(im, ax=fig.axes, fraction=0.025, pad=0.02)
         cb.set_label("IoU (grey: class not seen yet)", fontsize=8)
         cb.ax.tick_params(labelsize=7)
-    fig.suptitle(title or f"CEMNIST {setting} {mode}: per-class IoU after each task (mean over seeds)", fontsize=9)
+    tag = "" if preset == "default" else f" [{preset}]"
+    fig.suptitle(title or f"CEMNIST {setting} {mode}{tag}: per-class IoU after each task (mean over seeds)", fontsize=9)
     if out is not None:
         save_figure(fig, out, dpi=dpi)
     return plotted

@@ -65,16 +65,16 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 
 
 def computed_leaderboard(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Leaderboard (header, rows) from the JSONs: final metrics in %, mean ± sample std over seeds."""
-    header = ["setting", "mode", "method", "seeds", *LEADERBOARD_METRICS]
+    header = ["setting", "mode", "preset", "method", "seeds", *LEADERBOARD_METRICS]
     rows = []
     for r in leaderboard_rows(runs):
-        rows.append([r["setting"], r["mode"], r["method"], str(r["n_seeds"])]
+        rows.append([r["setting"], r["mode"], r["preset"], r["method"], str(r["n_seeds"])]
                     + [format_pm(*r[m]) for m in LEADERBOARD_METRICS])
     return header, rows
 
 
 def _slug(*parts: Any) -> str:
-    s = "_".join(str(p) for p in parts)
+    s = "_".join(str(p) for p in parts if str(p) != "default")
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in s)
 
 
@@ -115,54 +115,59 @@ def render_report(
     elif runs:
         header, rows = computed_leaderboard(runs)
         body.append('<p class="note">Computed from the run JSONs: final metrics in %, mean ± sample std (ddof=1) '
-                    "over seeds.</p>" + _table(header, rows, left=3))
+                    "over seeds.</p>" + _table(header, rows, left=4))
     else:
         body.append('<p class="note">No result JSONs.</p>')
 
-    # Plots per (setting, mode)
+    # Plots per (setting, mode, preset)
     groups = group_runs(runs)
     if groups:
         body.append("<h2>Plots</h2>")
-    for (setting, mode), methods in groups.items():
+    for (setting, mode, preset), methods in groups.items():
         group = [r for rs in methods.values() for r in rs]
-        p1 = out_dir / f"miou_{_slug(setting, mode)}.png"
+        name = f"{setting} {mode}" + ("" if preset == "default" else f" [{preset}]")
+        p1 = out_dir / f"miou_{_slug(setting, mode, preset)}.png"
         plot_miou_curves(group, out=p1)
-        body.append(_figure(p1, f"{setting} {mode}: mIoU (incl. background) after each task, mean ± std over seeds."))
-        p2 = out_dir / f"class_iou_{_slug(setting, mode)}.png"
+        body.append(_figure(p1, f"{name}: mIoU (incl. background) after each task, mean ± std over seeds."))
+        p2 = out_dir / f"class_iou_{_slug(setting, mode, preset)}.png"
         plot_class_iou_heatmaps(group, out=p2)
-        body.append(_figure(p2, f"{setting} {mode}: per-class IoU after each task, mean over seeds."))
+        body.append(_figure(p2, f"{name}: per-class IoU after each task, mean over seeds."))
 
     # Animations
     if traces:
         body.append("<h2>Animations</h2>")
-        loaded = [load_trace(p) for p in traces]
-
-        def key(tr: Any) -> tuple[str, str]:
+        by_group: dict[tuple[str, str, str], list[Any]] = {}
+        for path in traces:
+            try:
+                tr = load_trace(path)
+            except (ValueError, OSError) as exc:
+                body.append(f'<p class="note">Skipped trace {html.escape(path.name)}: {html.escape(str(exc))}</p>')
+                continue
             r = tr.result or {}
-            return str(r.get("setting", "?")), str(r.get("mode", "?"))
-
-        by_group: dict[tuple[str, str], list[Any]] = {}
-        for tr in loaded:
-            by_group.setdefault(key(tr), []).append(tr)
-        for (setting, mode), trs in sorted(by_group.items()):
+            k = (str(r.get("setting", "?")), str(r.get("mode", "?")), str(r.get("preset", "default")))
+            by_group.setdefault(k, []).append(tr)
+        for (setting, mode, preset), trs in sorted(by_group.items()):
+            name = f"{setting} {mode}" + ("" if preset == "default" else f" [{preset}]")
             seeds = sorted({tr.seed for tr in trs}, key=lambda s: (len(s), s))
-            use_seeds = seeds if all_seeds else seeds[:1]
-            for seed in use_seeds:
+            for seed in seeds if all_seeds else seeds[:1]:
                 sel = sorted([tr for tr in trs if tr.seed == seed], key=lambda tr: method_sort_key(tr.method))
-                if len({tr.method for tr in sel}) == len(sel) and len(sel) > 0:
+                n_steps = max(tr.panel_pred.shape[0] for tr in sel)
+                # Single-stage runs (joint training) have one prediction step: not part of the per-task panel.
+                inc = [tr for tr in sel if tr.panel_pred.shape[0] == n_steps and not (tr.result or {}).get("joint")]
+                if inc and len({tr.method for tr in inc}) == len(inc):
+                    p = out_dir / f"predictions_{_slug(setting, mode, preset, 'seed' + seed)}.gif"
                     try:
-                        p = out_dir / f"predictions_{_slug(setting, mode, 'seed' + seed)}.gif"
-                        prediction_gif({tr.method: tr for tr in sel}, p, max_frames=max_frames, max_bytes=max_bytes,
-                                       title=f"{setting} {mode}, seed {seed}")
-                        body.append(_figure(p, f"{setting} {mode}, seed {seed}: predictions on a fixed test panel "
-                                               "after each task; ground truth restricted to the digits seen so far."))
+                        prediction_gif({tr.method: tr for tr in inc}, p, max_frames=max_frames, max_bytes=max_bytes,
+                                       title=f"{name}, seed {seed}")
+                        body.append(_figure(p, f"{name}, seed {seed}: predictions on a fixed test panel after each "
+                                               "task; ground truth restricted to the digits seen so far."))
                     except ValueError as exc:
                         body.append(f'<p class="note">No prediction panel for seed {html.escape(seed)}: '
                                     f"{html.escape(str(exc))}</p>")
                 for tr in sel:
                     p = out_dir / f"confusion_{_slug(tr.path.name[: -len(TRACE_SUFFIX)])}.gif"
                     confusion_gif(tr, p, every=confusion_every, max_frames=max_frames, max_bytes=max_bytes,
-                                  title=f"{tr.method} · {setting} {mode} · seed {seed}")
+                                  title=f"{tr.method} · {name} · seed {seed}")
                     body.append(_figure(p, f"{tr.method}, seed {seed}: row-normalised test confusion matrix "
                                            "of the current task after each recorded epoch."))
 

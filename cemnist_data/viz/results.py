@@ -60,13 +60,13 @@ def load_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
-def group_key(run: Mapping[str, Any]) -> tuple[str, str]:
-    """``(setting, mode)`` of a run."""
-    return str(run["setting"]), str(run["mode"])
+def group_key(run: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``(setting, mode, preset)`` of a run (runs of different presets are never averaged together)."""
+    return str(run["setting"]), str(run["mode"]), str(run.get("preset", "default"))
 
 
-def group_runs(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, list[Mapping[str, Any]]]]:
-    """``{(setting, mode): {method: [runs sorted by seed]}}`` with methods in display order."""
+def group_runs(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[str, list[Mapping[str, Any]]]]:
+    """``{(setting, mode, preset): {method: [runs sorted by seed]}}`` with methods in display order."""
     tmp: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         tmp[group_key(r)][str(r["method"])].append(r)
@@ -90,13 +90,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return float(arr.mean()), std, int(arr.size)
 
 
-def single_group(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """Check all runs share one (setting, mode) and the same task list; return it."""
+def single_group(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str, str]:
+    """Check all runs share one (setting, mode, preset) and the same task list; return it."""
     if len(runs) == 0:
         raise ValueError("no runs given")
     keys = {group_key(r) for r in runs}
     if len(keys) != 1:
-        raise ValueError(f"runs mix several (setting, mode) groups {sorted(keys)}; plot one group at a time")
+        raise ValueError(f"runs mix several (setting, mode, preset) groups {sorted(keys)}; plot one group at a time")
     tasks = {json.dumps(r["tasks"]) for r in runs}
     if len(tasks) != 1:
         raise ValueError(f"runs of one group disagree on the task list: {sorted(tasks)}")
@@ -149,9 +149,10 @@ def class_iou_matrix(runs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]
 def leaderboard_rows(runs: Sequence[Mapping[str, Any]], *, metrics: Sequence[str] = LEADERBOARD_METRICS) -> list[dict[str, Any]]:
     """One row per (setting, mode, method): ``n_seeds`` and ``{metric: (mean, std)}`` of ``final``."""
     rows = []
-    for (setting, mode), methods in group_runs(runs).items():
+    for (setting, mode, preset), methods in group_runs(runs).items():
         for method, rs in methods.items():
-            row: dict[str, Any] = {"setting": setting, "mode": mode, "method": method, "n_seeds": len(rs)}
+            row: dict[str, Any] = {"setting": setting, "mode": mode, "preset": preset, "method": method,
+                                   "n_seeds": len(rs)}
             for m in metrics:
                 mu, sd, _ = mean_std([r.get("final", {}).get(m) for r in rs])
                 row[m] = (mu, sd)
@@ -160,12 +161,36 @@ def leaderboard_rows(runs: Sequence[Mapping[str, Any]], *, metrics: Sequence[str
 
 
 def read_leaderboard_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:
-    """Read ``leaderboard.csv`` as (header, rows of strings), shown verbatim in the report."""
+    """Read ``leaderboard.csv`` as (header, rows of strings) for display.
+
+    A column ``X`` followed by a column ``X_std`` is shown as one column ``"mean ± std"`` (3 decimals);
+    every other cell is shown verbatim.
+    """
     with Path(path).open("r", encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:
         raise ValueError(f"{path} is empty")
-    return rows[0], rows[1:]
+    header, body = rows[0], rows[1:]
+    std_of = {i: header.index(f"{h}_std") for i, h in enumerate(header) if f"{h}_std" in header}
+    drop = set(std_of.values())
+    out_header = [h for i, h in enumerate(header) if i not in drop]
+    out_rows = []
+    for r in body:
+        r = r + [""] * (len(header) - len(r))
+        cells = []
+        for i, c in enumerate(r[: len(header)]):
+            if i in drop:
+                continue
+            if i in std_of:
+                try:
+                    mu = float(c)
+                    sd = r[std_of[i]]
+                    c = f"{mu:.3f} ± {float(sd):.3f}" if sd != "" else f"{mu:.3f}"
+                except ValueError:
+                    pass
+            cells.append(c)
+        out_rows.append(cells)
+    return out_header, out_rows
 
 
 def format_pm(mu: float, sd: float, *, scale: float = 100.0, digits: int = 1) -> str:

@@ -1,14 +1,11 @@
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers import assert_nontrivial_png, has_colour  # noqa: E402
+from viz_helpers import assert_nontrivial_png, has_colour
 
-from cemnist_data.viz.montage import digits_present, preview_strip, show, show_compare  # noqa: E402
-from cemnist_data.viz.palette import label_color  # noqa: E402
+from cemnist_data.viz.montage import digits_present, preview_strip, show, show_compare
+from cemnist_data.viz.palette import label_color
 
 
 def _samples(n=6):

@@ -1,15 +1,12 @@
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers import assert_nontrivial_png  # noqa: E402
+from viz_helpers import assert_nontrivial_png
 
-from cemnist_data.viz.plots import plot_class_iou_heatmaps, plot_miou_curves  # noqa: E402
-from cemnist_data.viz.results import format_pm, leaderboard_rows, load_results, mean_std  # noqa: E402
+from cemnist_data.viz.plots import plot_class_iou_heatmaps, plot_miou_curves
+from cemnist_data.viz.results import format_pm, leaderboard_rows, load_results, mean_std
 
 
 def test_load_results_skips_other_json(results_dir, tmp_path):

@@ -1,0 +1,86 @@
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cemnist_data.viz.report import computed_leaderboard, render_report
+from cemnist_data.viz.results import load_results, read_leaderboard_csv
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def report(results_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    preview = out / "in_preview.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (32, 1))).save(preview)
+    page = render_report(results_dir, out / "site", preview_png=preview, title="SYNTHETIC test report",
+                         max_frames=8)
+    return page
+
+
+def test_report_files(report):
+    site = report.parent
+    names = {p.name for p in site.iterdir()}
+    assert {"index.html", "miou_2-2_overlap_synthetic-test.png", "class_iou_2-2_overlap_synthetic-test.png",
+            "predictions_2-2_overlap_synthetic-test_seed0.gif", "preview_strip.png",
+            "confusion_naive-2-2-overlap-seed0.gif", "confusion_kd-2-2-overlap-seed0.gif",
+            "confusion_mib-2-2-overlap-seed0.gif"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_report_html_self_contained(report):
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text, re.I)
+    assert "@import" not in text and "url(" not in text
+    srcs = re.findall(r'<img src="([^"]+)"', text)
+    assert len(srcs) == 7
+    for src in srcs:
+        m = re.fullmatch(r"data:image/(png|gif);base64,([A-Za-z0-9+/=]+)", src)
+        assert m, src[:60]
+        raw = base64.b64decode(m.group(2))
+        assert raw[:4] in (b"\x89PNG", b"GIF8")
+    # leaderboard (computed, no CSV present): mib's final mIoU (bg) mean ± std in percent
+    assert "naive" in text and "± " in text and "SYNTHETIC test report" in text
+    assert text.count("<details>") == 6  # one config per run
+
+
+def test_leaderboard_from_jsons_and_csv(results_dir, tmp_path):
+    header, rows = computed_leaderboard(load_results(results_dir))
+    assert header[:5] == ["setting", "mode", "preset", "method", "seeds"]
+    assert [r[3] for r in rows] == ["naive", "kd", "mib"]
+    (tmp_path / "leaderboard.csv").write_text("method,setting,final_miou_bg,final_miou_bg_std,epochs\n"
+                                              "mib,2-2,0.81234,0.0100,5\nnaive,2-2,0.2,,5\n")
+    h, r = read_leaderboard_csv(tmp_path / "leaderboard.csv")
+    assert h == ["method", "setting", "final_miou_bg", "epochs"]
+    assert r == [["mib", "2-2", "0.812 ± 0.010", "5"], ["naive", "2-2", "0.200", "5"]]
+    for p in results_dir.glob("*.json"):
+        shutil.copy(p, tmp_path / p.name)
+    page = render_report(tmp_path, tmp_path / "out")
+    assert "0.812 ± 0.010" in page.read_text(encoding="utf-8")
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(ValueError, match="no cemnist-baselines-result/1 JSON"):
+        render_report(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_report_in_headless_chromium(report, tmp_path):
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           "--virtual-time-budget=10000", "--dump-dom", report.as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", res.stdout)
+    assert body, res.stdout[:500]
+    assert 'data-images="7"' in body.group(0)
+    assert 'data-images-ok="yes"' in body.group(0), body.group(0)
+    assert "all 7 images loaded" in res.stdout

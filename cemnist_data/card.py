@@ -10,9 +10,14 @@ import yaml
 
 from .features import FEATURES
 from .registry import HUB_REPO_ID, LICENSE, LICENSE_CREDIT
-from .spec import SPLITS
+from .spec import SPLITS, CemnistSpec
 
-__all__ = ["card_yaml", "render_readme", "card_body"]
+__all__ = ["card_yaml", "render_readme", "card_body", "ordered_configs"]
+
+
+def ordered_configs(manifest: dict[str, Any]) -> list[str]:
+    """Config names in release order (overlap tasks, disjoint tasks, joint)."""
+    return CemnistSpec.from_dict(manifest["spec"]).config_names()
 
 
 def _size_category(n: int) -> str:
@@ -27,7 +32,8 @@ def card_yaml(manifest: dict[str, Any]) -> dict[str, Any]:
     """Hub card metadata (licence, task ids, ``configs`` and ``dataset_info``) for a release manifest."""
     configs, infos = [], []
     total_rows = 0
-    for i, (name, cfg) in enumerate(manifest["configs"].items()):
+    for i, name in enumerate(ordered_configs(manifest)):
+        cfg = manifest["configs"][name]
         entry: dict[str, Any] = {
             "config_name": name,
             "data_files": [
@@ -74,7 +80,8 @@ def card_body(manifest: dict[str, Any]) -> str:
     spec = manifest["spec"]
     tasks = manifest["tasks"]
     rows = []
-    for name, cfg in manifest["configs"].items():
+    for name in ordered_configs(manifest):
+        cfg = manifest["configs"][name]
         counts = " | ".join(f"{cfg['splits'][s]['num_rows']:,}" for s in SPLITS)
         rows.append(f"| `{name}` | {counts} | `{cfg['splits']['test']['content_sha256'][:16]}…` |")
     task_rows = "\n".join(f"| {t} | {', '.join(map(str, d))} | {', '.join(str(x + 1) for x in d)} |" for t, d in enumerate(tasks))

@@ -35,7 +35,7 @@ from .mnist import load_mnist
 from .png import encode_png_batch
 from .registry import MNIST_FILES
 from .render import Rendered
-from .scenario import apply_view, pool_stream, stream_source, test_membership, train_stream, view_digits
+from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
 from .spec import MODES, SPLITS, CemnistSpec, config_name
 
 __all__ = ["build_release", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT", "atomic_write_text"]
@@ -202,7 +202,7 @@ class _ReleaseBuilder:
                       pngs={"image": img_png, "mask": full_png, "full_mask": full_png}, mnist_split="test", uids=uids)
             for task in range(spec.num_tasks):
                 seen = view_digits(spec, config_task=task, split="test")
-                idx = np.flatnonzero(test_membership(layout.classes, seen))
+                idx = np.flatnonzero(in_test_split(layout.classes, seen))
                 mask = apply_view(layout.full_masks[idx], seen)
                 full_sub = [full_png[i] for i in idx]
                 pngs = {

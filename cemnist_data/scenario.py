@@ -26,7 +26,7 @@ from .render import DigitSource, Rendered, sample_stream
 from .rng import stream_key
 from .spec import MODES, SPLITS, CemnistSpec
 
-__all__ = ["Stream", "train_stream", "pool_stream", "label_lut", "apply_view", "stream_source", "test_membership"]
+__all__ = ["Stream", "train_stream", "pool_stream", "label_lut", "apply_view", "stream_source", "in_test_split"]
 
 _MODE_ID = {"overlap": 1, "disjoint": 2, "pool": 3}
 _SPLIT_ID = {"train": 1, "validation": 2, "test": 3}
@@ -132,6 +132,6 @@ def apply_view(full_masks: np.ndarray, keep_digits: Iterable[int]) -> np.ndarray
     return label_lut(keep_digits)[full_masks]
 
 
-def test_membership(classes: np.ndarray, seen: Iterable[int]) -> np.ndarray:
+def in_test_split(classes: np.ndarray, seen: Iterable[int]) -> np.ndarray:
     """Which pool images belong to a test split: those with at least one digit of a seen class."""
     return np.isin(classes, np.asarray(list(seen), dtype=classes.dtype)).any(axis=1)

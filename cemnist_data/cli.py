@@ -1,0 +1,175 @@
+"""The ``cemnist`` command: build, verify and describe releases (and, with matplotlib, draw them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .card import ordered_configs
+from .loader import CemnistIntegrityError, cache_root, resolve_release, verify_release
+from .mnist import MnistIntegrityError, download_mnist, load_mnist
+from .registry import HUB_REPO_ID, LATEST_VERSION, RELEASES, load_manifest
+from .release import build_release
+from .spec import SPLITS, CemnistSpec
+
+__all__ = ["main", "build_parser"]
+
+
+def _spec_from_args(args: argparse.Namespace) -> CemnistSpec:
+    kwargs = {}
+    if args.setting is not None:
+        kwargs["setting"] = args.setting
+    if args.seed is not None:
+        kwargs["seed"] = args.seed
+    if args.class_order is not None:
+        kwargs["class_order"] = tuple(args.class_order)
+    for name in ("train_per_task", "validation_per_task", "test_pool"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    return CemnistSpec(**kwargs)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args)
+    t0 = time.perf_counter()
+    manifest = build_release(args.out, spec=spec, mnist_dir=args.mnist_dir, workers=args.workers,
+                             overwrite=args.overwrite, progress=not args.quiet)
+    dt = time.perf_counter() - t0
+    rows = sum(s["num_rows"] for c in manifest["configs"].values() for s in c["splits"].values())
+    print(f"wrote {args.out}: {len(manifest['configs'])} configs, {rows:,} rows in {dt:.1f} s")
+    if spec == CemnistSpec(version=spec.version) and spec.version in RELEASES:
+        shipped = load_manifest(spec.version)
+        same = all(
+            shipped["configs"][c]["splits"][s] == manifest["configs"][c]["splits"][s]
+            for c in shipped["configs"] for s in SPLITS
+        )
+        print(f"content matches the shipped {spec.version} manifest: {'yes' if same else 'NO'}")
+        if not same:
+            return 1
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    folder = Path(args.dir) if args.dir else cache_root(args.cache_dir) / "releases" / LATEST_VERSION
+    if not folder.is_dir():
+        print(f"no release folder at {folder}; build one with `cemnist build --out {folder}`", file=sys.stderr)
+        return 2
+    manifest_path = folder / "manifest.json"
+    expected = None
+    if manifest_path.is_file():
+        found = json.loads(manifest_path.read_text())
+        if found.get("version") in RELEASES and found.get("spec") == load_manifest(found["version"])["spec"]:
+            expected = load_manifest(found["version"])
+    t0 = time.perf_counter()
+    manifest = verify_release(folder, expected=expected)
+    n = sum(1 for c in manifest["configs"].values() for _ in c["splits"])
+    against = f"the shipped {manifest['version']} manifest" if expected else "its own manifest (custom spec)"
+    print(f"OK: {folder}: {n} splits match {against} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    if args.path == "cemnist":
+        manifest = load_manifest(args.version or LATEST_VERSION)
+    else:
+        manifest = resolve_release(args.path, cache_dir=args.cache_dir, configs=[]).manifest
+    if args.json:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+        return 0
+    spec = manifest["spec"]
+    print(f"CEMNIST {manifest['version']}  (Hub: {HUB_REPO_ID}, tag v{manifest['version']})")
+    print(f"setting {spec['setting']}, class order {spec['class_order']}, seed {spec['seed']}")
+    for t, digits in enumerate(manifest["tasks"]):
+        print(f"  task {t}: digits {digits}")
+    print(f"{'config':<16}{'train':>8}{'val':>8}{'test':>8}  test content sha256")
+    for name in ordered_configs(manifest):
+        sp = manifest["configs"][name]["splits"]
+        print(f"{name:<16}{sp['train']['num_rows']:>8}{sp['validation']['num_rows']:>8}{sp['test']['num_rows']:>8}  {sp['test']['content_sha256']}")
+    print(f"cache: {cache_root(args.cache_dir)}")
+    return 0
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from .card import render_readme
+
+    text = render_readme(load_manifest(args.version or LATEST_VERSION))
+    if args.out:
+        from .release import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_download_mnist(args: argparse.Namespace) -> int:
+    dest = download_mnist(args.dir)
+    load_mnist(mnist_dir=dest)
+    print(f"verified MNIST in {dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cemnist", description="CEMNIST: build, verify and inspect releases.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="render a release folder (parquet + card + manifest)")
+    b.add_argument("--out", required=True, help="release folder to create")
+    b.add_argument("--setting", help="'N-M' class-incremental setting (default 2-2)")
+    b.add_argument("--seed", type=int)
+    b.add_argument("--class-order", type=int, nargs=10, metavar="D")
+    b.add_argument("--train-per-task", type=int)
+    b.add_argument("--validation-per-task", type=int)
+    b.add_argument("--test-pool", type=int)
+    b.add_argument("--mnist-dir", help="folder with the MNIST IDX files (default: the copy inside the package)")
+    b.add_argument("--workers", type=int, default=2, help="threads for PNG encoding (default 2)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_build)
+
+    v = sub.add_parser("verify", help="re-hash a release folder's decoded content against the manifest")
+    v.add_argument("dir", nargs="?", help="release folder (default: the cached latest release)")
+    v.add_argument("--cache-dir")
+    v.set_defaults(func=_cmd_verify)
+
+    i = sub.add_parser("info", help="settings, tasks, sizes and content hashes of a release")
+    i.add_argument("path", nargs="?", default="cemnist", help="'cemnist' (shipped manifest) or a release folder")
+    i.add_argument("--version")
+    i.add_argument("--cache-dir")
+    i.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    i.set_defaults(func=_cmd_info)
+
+    c = sub.add_parser("card", help="write the dataset card (README.md of a release) for the shipped manifest")
+    c.add_argument("--version")
+    c.add_argument("--out", help="file to write (default: stdout)")
+    c.set_defaults(func=_cmd_card)
+
+    d = sub.add_parser("download-mnist", help="download MNIST from the mirrors into DIR, verified by the pinned hashes")
+    d.add_argument("--dir", required=True)
+    d.set_defaults(func=_cmd_download_mnist)
+
+    try:
+        from .viz.cli import add_cli_subcommands
+    except ImportError:  # the viz subpackage needs matplotlib: `pip install 'cemnist[viz]'`
+        add_cli_subcommands = None
+    if add_cli_subcommands is not None:
+        add_cli_subcommands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cemnist`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileExistsError, FileNotFoundError, CemnistIntegrityError, MnistIntegrityError) as exc:
+        print(f"cemnist {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

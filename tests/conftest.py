@@ -1,0 +1,39 @@
+"""Session-wide test environment: offline Hub, and every cache in a temporary folder.
+
+Set before anything imports huggingface_hub / datasets, so the offline flag takes effect.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="cemnist-tests-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ["HF_HOME"] = str(_SESSION_TMP / "hf")
+os.environ["HF_DATASETS_CACHE"] = str(_SESSION_TMP / "hf" / "datasets")
+os.environ["CEMNIST_CACHE"] = str(_SESSION_TMP / "cemnist")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared_cache() -> Path:
+    """The session's CEMNIST cache folder (``$CEMNIST_CACHE``)."""
+    return Path(os.environ["CEMNIST_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def release(shared_cache: Path):
+    """The v1.0.0 release, freshly regenerated into the session cache (about 7 s on 2 cores)."""
+    from cemnist_data.loader import resolve_release
+
+    return resolve_release("cemnist", cache_dir=shared_cache, progress=False)

@@ -69,7 +69,7 @@ def plot_miou_curves(
     ax.set_ylim(0, 100)
     ax.set_xlim(-0.2, len(tasks) - 0.8 if len(tasks) > 1 else 0.2)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left", frameon=False)
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
     tag = "" if preset == "default" else f" [{preset}]"
     ax.set_title(title or f"CEMNIST {setting} {mode}{tag}: {_METRIC_NAMES[metric]} after each task "
                  "(mean ± std over seeds)", fontsize=9)

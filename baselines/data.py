@@ -44,11 +44,14 @@ def load_task_data(
     limit: int | None = None,
     device: torch.device | str = "cpu",
     cache_dir: str | None = None,
+    mask_column: str = "mask",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, masks): uint8 [N, 60, 60] on ``device``; first ``limit`` rows; ``task=None`` = joint."""
+    """(images, masks): uint8 [N, 60, 60] on ``device``; first ``limit`` rows; ``task=None`` = joint.
+
+    ``mask_column="full_mask"`` gives every digit labelled (used for the trace panel)."""
     cfg = config_name(mode, task)
     images, masks = _cd().load_tensors(path, config=cfg, split=split, mode=mode, cache_dir=cache_dir,
-                                       columns=("image", "mask"))
+                                       columns=("image", mask_column))
     if limit is not None:
         images, masks = images[:limit], masks[:limit]
     if images.dtype != torch.uint8 or masks.dtype != torch.uint8:

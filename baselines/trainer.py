@@ -267,7 +267,8 @@ def run_one(
     panel_images = panel_masks = None
     if trace:
         panel_images, panel_masks = load_task_data(task=T - 1, split="test", mode=cfg.mode, path=cfg.dataset_path,
-                                                   limit=cfg.trace_panel, device=dev, cache_dir=cache_dir)
+                                                   limit=cfg.trace_panel, device=dev, cache_dir=cache_dir,
+                                                   mask_column="full_mask")
     steps: list[dict[str, Any]] = []
     walls: list[float] = []
     start_i = 0

@@ -148,7 +148,7 @@ def _render_block(
     # One uint8 layer per distinct class: the class intensity min(255, sum of its digits). Adding a
     # digit saturates inside its 28x28 window only, so no full-canvas clipping pass is needed.
     layers = np.zeros((n, n_groups, canvas, canvas), dtype=np.uint8)
-    image = np.zeros((n, canvas, canvas), dtype=np.uint16)
+    image = np.zeros((n, canvas, canvas), dtype=np.uint8)
     span = canvas - size + 1
     ls, ims = layers.strides, image.strides
     lwin = np.lib.stride_tricks.as_strided(
@@ -162,10 +162,9 @@ def _render_block(
         if rows.size == 0:
             continue
         g, r, c = group[rows, j], top[rows, j], left[rows, j]
-        d = digits[mnist_index[rows, j]]
-        iwin[rows, r, c] += d
-        lwin[rows, g, r, c] = np.minimum(lwin[rows, g, r, c] + d.astype(np.uint16), 255)
-    np.minimum(image, 255, out=image)
+        d = digits[mnist_index[rows, j]].astype(np.uint16)
+        iwin[rows, r, c] = np.minimum(iwin[rows, r, c] + d, 255)  # saturating: clip to 255 inside the window
+        lwin[rows, g, r, c] = np.minimum(lwin[rows, g, r, c] + d, 255)
     # Label: the class with the highest intensity; strict ">" keeps ties with the lower digit
     # (groups are in ascending digit order); intensity 0 never beats background.
     label_of_group = np.where(group_class >= 0, group_class + 1, 0).astype(np.uint8)
@@ -180,7 +179,7 @@ def _render_block(
     for g in range(n_groups):
         wins = (full == label_of_group[:, g, None, None]).any(axis=(1, 2)) & (group_class[:, g] >= 0)
         present[rows, label_of_group[:, g]] |= wins
-    return image.astype(np.uint8), full, present
+    return image, full, present
 
 
 def _place(spec: CemnistSpec, base: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -246,8 +245,15 @@ def sample_stream(
     req_mask = np.zeros(11, dtype=bool)
     if required is not None:
         req_mask[np.asarray(required, dtype=np.int64) + 1] = True
-    out_parts: list[Rendered] = []
-    out_pos: list[np.ndarray] = []
+    canvas = spec.canvas
+    out = Rendered(
+        images=np.empty((n, canvas, canvas), dtype=np.uint8),
+        full_masks=np.empty((n, canvas, canvas), dtype=np.uint8),
+        classes=np.full((n, MAX_SLOTS), -1, dtype=np.int8),
+        mnist_index=np.full((n, MAX_SLOTS), -1, dtype=np.int32),
+        top=np.full((n, MAX_SLOTS), -1, dtype=np.int16),
+        left=np.full((n, MAX_SLOTS), -1, dtype=np.int16),
+    )
     pending = np.arange(n)
     attempt = 0
     while pending.size:
@@ -269,26 +275,21 @@ def sample_stream(
         cls_s = cls[sel]
         inst_draw = uniform_int(hash_counters(0, base[sel, None], _F_INST, slots), source.counts[np.maximum(cls_s, 0)])
         mnist_index = np.where(cls_s >= 0, source.flat_index[source.offsets[np.maximum(cls_s, 0)] + inst_draw], -1)
-        images, full, present = render_layout(source.images, cls_s, mnist_index, top, left, canvas=spec.canvas)
-        accepted = np.ones(sel.size, dtype=bool)
-        if required is not None:
-            accepted = (present & req_mask).any(axis=1)
-        a = np.flatnonzero(accepted)
-        out_parts.append(
-            Rendered(
-                images=images[a],
-                full_masks=full[a],
-                classes=cls_s[a].astype(np.int8),
-                mnist_index=mnist_index[a].astype(np.int32),
-                top=top[a].astype(np.int16),
-                left=left[a].astype(np.int16),
-            )
-        )
-        out_pos.append(pending[sel[a]])
         done = np.zeros(pending.size, dtype=bool)
-        done[sel[a]] = True
+        # render block by block straight into the output rows (keeps the working set in cache)
+        for s in range(0, sel.size, RENDER_BLOCK):
+            e = min(sel.size, s + RENDER_BLOCK)
+            img, full, present = _render_block(source.images, cls_s[s:e], mnist_index[s:e], top[s:e], left[s:e], canvas=canvas)
+            acc = np.arange(e - s) if required is None else np.flatnonzero((present & req_mask).any(axis=1))
+            rows = sel[s:e][acc]
+            pos = pending[rows]
+            out.images[pos] = img[acc]
+            out.full_masks[pos] = full[acc]
+            out.classes[pos] = cls_s[s:e][acc]
+            out.mnist_index[pos] = mnist_index[s:e][acc]
+            out.top[pos] = top[s:e][acc]
+            out.left[pos] = left[s:e][acc]
+            done[rows] = True
         pending = pending[~done]
         attempt += 1
-    result = Rendered.concat(out_parts)
-    order = np.argsort(np.concatenate(out_pos), kind="stable")
-    return result.take(order)
+    return out

@@ -10,6 +10,7 @@ The folder is verified against the manifest shipped in the package before anythi
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,9 @@ class PublishPlan:
     files: list[str] = field(default_factory=list)
 
 
-UPLOAD_PATTERNS = ["README.md", "manifest.json", "data/**/*.parquet", "*.png"]
+UPLOAD_PATTERNS = ["README.md", "manifest.json", "data/**/*.parquet", "docs/img/*.png"]
+REPO = Path(__file__).resolve().parents[1]
+CARD_IMAGES = ["docs/img/preview_strip.png"]  # pictures the card links to, copied from this repo
 
 
 def plan(folder: Path, *, repo_id: str = HUB_REPO_ID) -> PublishPlan:
@@ -58,6 +61,12 @@ def publish(folder: Path, *, api: HubApi, repo_id: str = HUB_REPO_ID, dry_run: b
     p = plan(folder, repo_id=repo_id)
     if dry_run:
         return p
+    for rel in CARD_IMAGES:
+        src, dst = REPO / rel, Path(folder) / rel
+        if src.is_file() and not dst.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            p.files.append(rel)
     api.create_repo(p.repo_id, repo_type="dataset", exist_ok=True, private=private)
     api.upload_folder(repo_id=p.repo_id, repo_type="dataset", folder_path=str(p.folder),
                       commit_message=f"CEMNIST release {p.tag}", allow_patterns=UPLOAD_PATTERNS)

@@ -195,7 +195,7 @@ def confusion_frames(
         sel = np.nonzero(tr.epoch_task == t)[0]
         if sel.size:
             tax.axvspan(sel[0] - 0.5, sel[-1] + 0.5, color="#bbbbbb" if t % 2 else "#e5e5e5", linewidth=0)
-            tax.text((sel[0] + sel[-1]) / 2, 0.5, f"task {t + 1}", ha="center", va="center", fontsize=7)
+            tax.text((sel[0] + sel[-1]) / 2, 0.5, f"task {t}", ha="center", va="center", fontsize=7)
             if t > 0:
                 tax.axvline(sel[0] - 0.5, color="black", linewidth=1.5)
     tax.set_xticks([])
@@ -217,7 +217,7 @@ def confusion_frames(
             hl.set_visible(False)
         cursor.set_xdata([i, i])
         dig = f" (digits {','.join(map(str, digits))})" if digits else ""
-        sup.set_text(f"{head}\ntask {t + 1}/{T}{dig}, epoch {int(tr.epoch_index[i])}/{n_ep} · step {i + 1}/{E}")
+        sup.set_text(f"{head}\ntask {t} ({t + 1} of {T}){dig}, epoch {int(tr.epoch_index[i])}/{n_ep} · step {i + 1}/{E}")
         frames.append(figure_to_rgb(fig))
     return frames, idx
 
@@ -314,7 +314,7 @@ def prediction_frames(
                 ims[r][c].set_data(overlay(img[r], tr.panel_pred[t, r], alpha=alpha))
             ims[r][-1].set_data(overlay(img[r], gt[r], alpha=alpha))
         new = f"; new digits {','.join(map(str, tasks[t]))}" if tasks and t < len(tasks) else ""
-        sup.set_text(f"{title + chr(10) if title else ''}predictions after task {t + 1}/{T}{new}")
+        sup.set_text(f"{title + chr(10) if title else ''}predictions after task {t} ({t + 1} of {T}){new}")
         frames.append(figure_to_rgb(fig))
     return frames
 

@@ -116,7 +116,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
                                      columns=("image", "mask"), cache_dir=args.cache_dir)
         idx = pick_indices(len(images), num=args.per_task, seed=args.seed + t)
         rows.append((images[idx], masks[idx]))
-        labels.append(f"task {t + 1}\ndigits {','.join(map(str, digits))}")
+        labels.append(f"task {t}\ndigits {','.join(map(str, digits))}")
     title = (f"CEMNIST v{info.get('version', '?')} · setting {info.get('setting', '?')} · {args.mode} · "
              f"{args.split} samples with their train-view masks")
     print(preview_strip(rows, out=args.out, row_labels=labels, title=title))

@@ -24,7 +24,7 @@ def method_style(method: str, index: int) -> dict[str, Any]:
 
 def task_tick_labels(tasks: Sequence[Sequence[int]]) -> list[str]:
     """``[[0,1],[2,3]]`` -> ``["1\\n+0,1", "2\\n+2,3"]`` (task number, digits added)."""
-    return [f"{t + 1}\n+{','.join(str(d) for d in ds)}" for t, ds in enumerate(tasks)]
+    return [f"{t}\n+{','.join(str(d) for d in ds)}" for t, ds in enumerate(tasks)]
 
 
 def plot_miou_curves(

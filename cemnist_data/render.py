@@ -74,13 +74,6 @@ class Rendered:
     def __len__(self) -> int:
         return len(self.images)
 
-    @staticmethod
-    def concat(parts: list["Rendered"]) -> "Rendered":
-        return Rendered(*(np.concatenate([getattr(p, f) for p in parts]) for f in Rendered.__dataclass_fields__))
-
-    def take(self, idx: np.ndarray) -> "Rendered":
-        return Rendered(*(getattr(self, f)[idx] for f in Rendered.__dataclass_fields__))
-
 
 def _group_ids(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per image, number the distinct classes in ascending digit order.

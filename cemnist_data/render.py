@@ -133,7 +133,8 @@ def _render_block(
     left: np.ndarray,
     *,
     canvas: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    want_present: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     n = classes.shape[0]
     size = digits.shape[-1]
     group, group_class = _group_ids(classes)
@@ -167,6 +168,8 @@ def _render_block(
         better = layers[:, g] > best
         np.copyto(best, layers[:, g], where=better)
         np.copyto(full, label_of_group[:, g, None, None], where=better)
+    if not want_present:
+        return image, full, None
     present = np.zeros((n, 11), dtype=bool)
     rows = np.arange(n)
     for g in range(n_groups):
@@ -272,7 +275,8 @@ def sample_stream(
         # render block by block straight into the output rows (keeps the working set in cache)
         for s in range(0, sel.size, RENDER_BLOCK):
             e = min(sel.size, s + RENDER_BLOCK)
-            img, full, present = _render_block(source.images, cls_s[s:e], mnist_index[s:e], top[s:e], left[s:e], canvas=canvas)
+            img, full, present = _render_block(source.images, cls_s[s:e], mnist_index[s:e], top[s:e], left[s:e],
+                                               canvas=canvas, want_present=required is not None)
             acc = np.arange(e - s) if required is None else np.flatnonzero((present & req_mask).any(axis=1))
             rows = sel[s:e][acc]
             pos = pending[rows]

@@ -48,12 +48,12 @@ def _diag_step(ious_by_label):
 def test_summarize_R_old_new_forgetting():
     tasks = [[0, 1], [2, 3], [4, 5]]
     s0 = step_metrics(_diag_step({0: 1.0, 1: 0.9, 2: 0.8}), [0, 1, 2])
-    s1 = step_metrics(_diag_step({0: 1.0, 1: 0.5, 2: 0.6, 3: 0.7, 4: 0.9}), [0, 1, 2, 3, 4])
+    s1 = step_metrics(_diag_step({0: 1.0, 1: 0.5, 2: 0.85, 3: 0.7, 4: 0.9}), [0, 1, 2, 3, 4])
     s2 = step_metrics(_diag_step({0: 1.0, 1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4, 5: 0.5, 6: 0.6}), list(range(7)))
     out = summarize([s0, s1, s2], tasks)
     R, f = out["R"], out["final"]
     assert R[0][0] == pytest.approx(0.85) and R[0][1] is None and R[0][2] is None
-    assert R[1][0] == pytest.approx(0.55) and R[1][1] == pytest.approx(0.8) and R[1][2] is None
+    assert R[1][0] == pytest.approx(0.675) and R[1][1] == pytest.approx(0.8) and R[1][2] is None
     assert R[2] == pytest.approx([0.15, 0.35, 0.55])
     assert f["old"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 4)
     assert f["new"] == pytest.approx(0.55)
@@ -62,9 +62,9 @@ def test_summarize_R_old_new_forgetting():
     assert f["miou_bg"] == pytest.approx(sum([1.0, .1, .2, .3, .4, .5, .6]) / 7)
     assert f["miou"] == pytest.approx(sum([.1, .2, .3, .4, .5, .6]) / 6)
     assert f["avg_inc_miou_bg"] == pytest.approx((s0["miou_bg"] + s1["miou_bg"] + s2["miou_bg"]) / 3)
-    # forgetting per digit (keys = digits): max over earlier steps - final
-    assert f["forgetting_per_class"] == pytest.approx({"0": 0.8, "1": 0.6, "2": 0.4, "3": 0.5})
-    assert f["forgetting"] == pytest.approx(0.575)
+    # forgetting per digit (keys = digits): max over earlier steps (digit 1: step 1) - final
+    assert f["forgetting_per_class"] == pytest.approx({"0": 0.8, "1": 0.65, "2": 0.4, "3": 0.5})
+    assert f["forgetting"] == pytest.approx(0.5875)
     assert f["task0_miou_bg"] == pytest.approx((1.0 + 0.9 + 0.8) / 3)
 
 

@@ -63,3 +63,13 @@ def test_default_growth_is_seeded():
     grow_head(a, 2, generator=_g(5))
     grow_head(b, 2, generator=_g(5))
     assert torch.equal(a.head.weight, b.head.weight) and torch.equal(a.head.bias, b.head.bias)
+
+
+def test_label_to_channel_maps_follow_the_class_order():
+    from cemnist_baselines.trainer import label_maps
+
+    lut, ch2lab = label_maps([[3, 1], [0, 2], [4, 5]], 1, torch.device("cpu"))
+    assert ch2lab.tolist() == [0, 4, 2, 1, 3]
+    assert lut[[0, 4, 2, 1, 3]].tolist() == [0, 1, 2, 3, 4]
+    assert lut[[5, 6, 10, 255]].tolist() == [255] * 4  # unseen digits and 255 are ignored
+    assert torch.equal(lut[ch2lab], torch.arange(5))

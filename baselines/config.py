@@ -30,6 +30,7 @@ class TrainConfig:
     compile: bool | None = None           # torch.compile the model and the loss
     cuda_graphs: bool = False             # compile with mode="reduce-overhead" (CUDA graphs)
     amp_bf16: bool | None = None          # bf16 autocast (CUDA only)
+    channels_last: bool = True            # NHWC convs (1.35x on a 2-core CPU; tensor-core friendly on GPU)
     eval_batch_size: int = 1000
     # behaviour
     share_task0: bool = True              # naive/kd/mib reuse one task-0 checkpoint per seed

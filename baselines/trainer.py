@@ -95,6 +95,10 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
               lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """One optimisation step on uint8 batches; returns the detached loss (no host sync)."""
     amp = bool(cfg.amp_bf16) and device.type == "cuda"
+    if cfg.channels_last:  # in place; values unchanged (checkpoints store contiguous copies)
+        model.to(memory_format=torch.channels_last)
+        if old_model is not None:
+            old_model.to(memory_format=torch.channels_last)
 
     def fwd_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         x = xb.unsqueeze(1).float().div(255.0)

@@ -34,7 +34,8 @@ class TrainConfig:
     eval_batch_size: int = 1000
     # behaviour
     share_task0: bool = True              # naive/kd/mib reuse one task-0 checkpoint per seed
-    trace_every: int = 1                  # with --trace: record test confusion every k epochs
+    trace_every: int = 0                  # with --trace: record test confusion every k epochs (0 = auto:
+                                          # about 20 frames per task) and always after the last epoch
     trace_panel: int = 16                 # number of panel images in the trace
     dataset_path: str = "cemnist"         # passed to cemnist_data as `path`
 

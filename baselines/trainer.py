@@ -71,6 +71,13 @@ def make_generator(seed: int, device: torch.device, *parts: Any) -> torch.Genera
     return g
 
 
+def trace_epochs(epochs: int, every: int) -> list[int]:
+    """1-based epochs whose test confusion ``--trace`` records: every ``every``-th (0 = auto, about 20
+    per task) and always the last."""
+    k = every if every > 0 else max(1, math.ceil(epochs / 20))
+    return sorted(set(range(k, epochs + 1, k)) | {epochs})
+
+
 def run_stem(method: str, setting: str, mode: str, seed: int) -> str:
     """File stem of a run: ``{method}-{setting}-{mode}-seed{seed}``."""
     return f"{method}-{setting}-{mode}-seed{seed}"
@@ -415,6 +422,7 @@ def _train_step_i(*, meth: Method, model: SimpleSegNet, i: int, t: int, cname: s
     step = make_step(model, old_model, loss_fn, lut, cfg=cfg, c_old=c_old, device=dev)
     gen = make_generator(seed, dev, "shuffle", "joint" if meth.joint else t)
     seen_labels = ch2lab.tolist()
+    recorded = set(trace_epochs(epochs, cfg.trace_every))
     for e in range(1, epochs + 1):
         model.train()
         losses = train_epoch(step, images, masks, batch_size=cfg.batch_size, generator=gen)
@@ -425,7 +433,7 @@ def _train_step_i(*, meth: Method, model: SimpleSegNet, i: int, t: int, cname: s
             raise FloatingPointError(
                 f"non-finite loss {float(losses[bad])} in method {meth.name!r}, task {t}, epoch {e}, "
                 f"step {bad} of the epoch (step {(e - 1) * nb + bad} of the task)")
-        if tr is not None and (e % cfg.trace_every == 0 or e == epochs):
+        if tr is not None and e in recorded:
             model.eval()
             tr.conf.append(confusion(model, test_x, test_y, ch2lab, batch_size=cfg.eval_batch_size).cpu())
             tr.task.append(t)

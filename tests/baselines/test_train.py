@@ -164,3 +164,12 @@ def test_schedule_starts_one_incremental_run_per_seed():
     assert expand_methods("all") == ["naive", "kd", "mib", "joint"]
     assert schedule(["naive", "kd", "mib", "joint"], [0, 1]) == [
         ("naive", 0), ("naive", 1), ("joint", 0), ("joint", 1), ("kd", 0), ("mib", 0), ("kd", 1), ("mib", 1)]
+
+
+def test_trace_every_auto_records_about_20_frames_per_task(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(epochs=3, max_train=8, max_test=4, trace_every=2)
+    run_one(method="joint", seed=0, cfg=cfg, out_dir=tmp_path / "a", progress=False, device="cpu", trace=True)
+    t, _ = read_safetensors(tmp_path / "a" / "joint-2-2-overlap-seed0.trace.safetensors")
+    assert t["epoch_index"].tolist() == [2, 3] and t["panel_pred"].shape[0] == 1  # every 2nd + the last
+    assert trainer.trace_epochs(100, 0) == list(range(5, 101, 5))  # auto: 20 frames per task
+    assert trainer.trace_epochs(7, 3) == [3, 6, 7] and trainer.trace_epochs(2, 0) == [1, 2]

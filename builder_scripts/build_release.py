@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from cemnist_data.card import render_readme
-from cemnist_data.loader import _compare_manifests
+from cemnist_data.loader import compare_manifests
 from cemnist_data.registry import RELEASES, get_release, load_manifest
 from cemnist_data.release import atomic_write_text, build_release
 from cemnist_data.spec import CemnistSpec
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_manifest:
         if args.version in RELEASES and not args.allow_published:
             try:
-                _compare_manifests(manifest, load_manifest(args.version), args.out)
+                compare_manifests(manifest, load_manifest(args.version), args.out)
             except FileNotFoundError:
                 pass
         target = REPO / "cemnist_data" / "releases" / get_release(args.version).manifest_file
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(REPO / "DATASET_CARD.md", render_readme(manifest))
         print(f"wrote {target.relative_to(REPO)} and DATASET_CARD.md")
         return 0
-    _compare_manifests(manifest, load_manifest(args.version), args.out)
+    compare_manifests(manifest, load_manifest(args.version), args.out)
     print(f"content identical to the shipped {args.version} manifest")
     return 0
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from cemnist_data.loader import verify_release
-from cemnist_data.registry import HUB_REPO_ID, get_release, load_manifest
+from cemnist_data.loader import compare_manifests, shipped_manifest_for, verify_release
+from cemnist_data.registry import HUB_REPO_ID, get_release
 
 
 class HubApi(Protocol):
@@ -47,10 +47,10 @@ def plan(folder: Path, *, repo_id: str = HUB_REPO_ID) -> PublishPlan:
     folder = Path(folder)
     manifest = verify_release(folder, record=False)
     version = manifest["version"]
-    shipped = load_manifest(version)
-    if manifest["spec"] != shipped["spec"]:
+    shipped = shipped_manifest_for(manifest)
+    if shipped is None:
         raise ValueError(f"{folder} was built from a custom spec, not release {version}; only releases are published")
-    verify_release(folder, expected=shipped, record=False)
+    compare_manifests(manifest, shipped, folder)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     return PublishPlan(repo_id=repo_id, tag=get_release(version).tag, folder=folder, files=files)
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from .card import ordered_configs
-from .loader import CemnistIntegrityError, cache_root, resolve_release, verify_release
+from .loader import CemnistIntegrityError, cache_root, resolve_release, shipped_manifest_for, verify_release
 from .mnist import MnistIntegrityError, download_mnist, load_mnist
-from .registry import HUB_REPO_ID, LATEST_VERSION, RELEASES, load_manifest
+from .registry import HUB_REPO_ID, LATEST_VERSION, load_manifest
 from .release import build_release
 from .spec import SPLITS, CemnistSpec
 
@@ -40,8 +40,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     rows = sum(s["num_rows"] for c in manifest["configs"].values() for s in c["splits"].values())
     print(f"wrote {args.out}: {len(manifest['configs'])} configs, {rows:,} rows in {dt:.1f} s")
-    if spec == CemnistSpec(version=spec.version) and spec.version in RELEASES:
-        shipped = load_manifest(spec.version)
+    shipped = shipped_manifest_for(manifest)
+    if shipped is not None:
         same = all(
             shipped["configs"][c]["splits"][s] == manifest["configs"][c]["splits"][s]
             for c in shipped["configs"] for s in SPLITS
@@ -58,11 +58,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"no release folder at {folder}; build one with `cemnist build --out {folder}`", file=sys.stderr)
         return 2
     manifest_path = folder / "manifest.json"
-    expected = None
-    if manifest_path.is_file():
-        found = json.loads(manifest_path.read_text())
-        if found.get("version") in RELEASES and found.get("spec") == load_manifest(found["version"])["spec"]:
-            expected = load_manifest(found["version"])
+    expected = shipped_manifest_for(json.loads(manifest_path.read_text())) if manifest_path.is_file() else None
     t0 = time.perf_counter()
     manifest = verify_release(folder, expected=expected)
     n = sum(1 for c in manifest["configs"].values() for _ in c["splits"])

@@ -87,7 +87,7 @@ def _content_view(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: manifest[k] for k in ("format", "name", "version", "spec", "tasks", "mnist_sha256", "configs") if k in manifest}
 
 
-def _compare_manifests(found: dict[str, Any], expected: dict[str, Any], where: Path) -> None:
+def compare_manifests(found: dict[str, Any], expected: dict[str, Any], where: Path) -> None:
     a, b = _content_view(found), _content_view(expected)
     if a == b:
         return
@@ -132,7 +132,7 @@ def verify_release(
     folder = Path(folder)
     manifest = _read_manifest(folder)
     if expected is not None:
-        _compare_manifests(manifest, expected, folder)
+        compare_manifests(manifest, expected, folder)
     names = list(manifest["configs"]) if configs is None else configs
     problems = []
     files: dict[str, str] = {}
@@ -243,10 +243,9 @@ def resolve_release(
     if path != "cemnist" and Path(path).expanduser().is_dir():
         folder = Path(path).expanduser().resolve()
         manifest = _read_manifest(folder)
-        if manifest.get("version") in _known_versions():
-            shipped = load_manifest(manifest["version"])
-            if manifest.get("spec") == shipped["spec"]:  # the published spec: content must match the release
-                _compare_manifests(manifest, shipped, folder)
+        shipped = shipped_manifest_for(manifest)
+        if shipped is not None:  # the published spec: content must match the release
+            compare_manifests(manifest, shipped, folder)
         for cfg in list(manifest["configs"]) if configs is None else configs:
             if not _check_files_fast(folder, manifest, cfg, list(SPLITS)):
                 verify_release(folder, configs=[cfg])
@@ -270,7 +269,7 @@ def resolve_release(
         if folder.is_dir():
             manifest = _read_manifest(folder)
             if expected is not None:
-                _compare_manifests(manifest, expected, folder)
+                compare_manifests(manifest, expected, folder)
             for cfg in list(manifest["configs"]) if configs is None else configs:
                 if not _check_files_fast(folder, manifest, cfg, list(SPLITS)):
                     verify_release(folder, expected=expected, configs=[cfg])
@@ -287,6 +286,8 @@ def resolve_release(
                 log.warning("CEMNIST: Hub %s@%s not reachable (%s); regenerating locally.", repo_id, revision, type(exc).__name__)
             else:
                 try:
+                    if expected is None:  # a fork or mirror repo that claims a published release is held to it
+                        expected = shipped_manifest_for(_read_manifest(tmp))
                     manifest = verify_release(tmp, expected=expected)
                     os.replace(tmp, folder)
                 except BaseException:
@@ -298,7 +299,7 @@ def resolve_release(
         spec = CemnistSpec.from_dict(expected["spec"])
         log.info("CEMNIST: building release %s into %s", version, folder)
         manifest = build_release_locked(folder, spec=spec, progress=progress)
-        _compare_manifests(manifest, expected, folder)
+        compare_manifests(manifest, expected, folder)
         _record_built(folder, manifest)
         return ReleaseFolder(folder, manifest)
 
@@ -309,10 +310,14 @@ def _record_built(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(folder / VERIFIED_NAME, json.dumps({"version": manifest["version"], "files": files}, indent=1, sort_keys=True))
 
 
-def _known_versions() -> set[str]:
+def shipped_manifest_for(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The shipped manifest a folder must match: same published version and the same spec; else None."""
     from .registry import RELEASES
 
-    return set(RELEASES)
+    if manifest.get("version") not in RELEASES:
+        return None
+    shipped = load_manifest(manifest["version"])
+    return shipped if manifest.get("spec") == shipped["spec"] else None
 
 
 def _select_config(task: int | None, config: str | None, mode: str, spec: CemnistSpec) -> str:

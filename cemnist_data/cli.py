@@ -93,7 +93,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
     text = render_readme(load_manifest(args.version or LATEST_VERSION))
     if args.out:
-        from .release import atomic_write_text
+        from .fileio import atomic_write_text
 
         atomic_write_text(Path(args.out), text)
     else:

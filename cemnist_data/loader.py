@@ -22,7 +22,8 @@ from filelock import FileLock
 from .content import ContentHasher, canonical_from_table
 from .features import FEATURES
 from .registry import HUB_REPO_ID, LATEST_VERSION, get_release, load_manifest
-from .release import MANIFEST_NAME, _file_sha256, atomic_write_text, build_release_locked, split_path
+from .fileio import atomic_write_text, file_sha256
+from .release import MANIFEST_NAME, build_release_locked, split_path
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
 
 __all__ = [
@@ -154,7 +155,7 @@ def verify_release(
             if rows != want["num_rows"] or digest != want["content_sha256"]:
                 problems.append(f"{rel}: {rows} rows, content {digest[:16]}…; manifest says {want['num_rows']} rows, {want['content_sha256'][:16]}…")
                 continue
-            files[rel] = _file_sha256(p)
+            files[rel] = file_sha256(p)
     if problems:
         raise CemnistIntegrityError(
             f"{folder} failed verification:\n  " + "\n  ".join(problems)
@@ -191,7 +192,7 @@ def _check_files_fast(folder: Path, manifest: dict[str, Any], config: str, split
         p = folder / rel
         if not p.is_file():
             raise CemnistIntegrityError(f"{p} is missing from the verified release {folder}. Fix: delete {folder} and load again, or run `cemnist build --out {folder} --overwrite`.")
-        digest = _file_sha256(p)
+        digest = file_sha256(p)
         if digest != rec["files"][rel]:
             raise CemnistIntegrityError(
                 f"{p} changed since it was verified (SHA-256 {digest[:16]}…, recorded {rec['files'][rel][:16]}…, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write_bytes
 from .registry import MNIST_FILES, MNIST_MIRRORS, MnistFile
 
 __all__ = ["MnistData", "load_mnist", "download_mnist", "MnistIntegrityError"]
@@ -151,10 +151,7 @@ def download_mnist(
             if digest != spec.sha256:
                 errors.append(f"{url}: SHA-256 {digest} != pinned {spec.sha256}")
                 continue
-            fd, tmp = tempfile.mkstemp(dir=dest, prefix=".tmp-", suffix=".gz")
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-            os.replace(tmp, target)
+            atomic_write_bytes(target, payload)
             break
         else:
             raise MnistIntegrityError(

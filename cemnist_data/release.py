@@ -12,7 +12,6 @@ lock, so an interrupted build never leaves a folder that a later load would acce
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 from .card import render_readme
 from .content import ContentHasher
 from .features import FEATURES
+from .fileio import atomic_write_text, file_sha256
 from .mnist import load_mnist
 from .png import encode_png_batch
 from .registry import MNIST_FILES
@@ -38,7 +38,7 @@ from .render import Rendered
 from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
 from .spec import MODES, SPLITS, CemnistSpec, config_name
 
-__all__ = ["build_release", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT", "atomic_write_text"]
+__all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "cemnist-manifest/1"
@@ -48,14 +48,6 @@ CHUNK = 2048  # images rendered, encoded and written at once (bounds peak memory
 def split_path(config: str, split: str) -> str:
     """Relative path of a split's parquet file inside a release folder."""
     return f"data/{config}/{split}-00000-of-00001.parquet"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -240,7 +232,7 @@ class _ReleaseBuilder:
                     "content_sha256": w.hasher.hexdigest(),
                 }
                 rel = split_path(cfg, split)
-                files[rel] = {"sha256": _file_sha256(self.root / rel), "bytes": (self.root / rel).stat().st_size}
+                files[rel] = {"sha256": file_sha256(self.root / rel), "bytes": (self.root / rel).stat().st_size}
             configs[cfg] = entry
         return {
             "format": MANIFEST_FORMAT,
@@ -252,14 +244,6 @@ class _ReleaseBuilder:
             "configs": configs,
             "files": files,
         }
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_release(

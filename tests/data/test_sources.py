@@ -52,7 +52,7 @@ def test_download_fails_when_no_mirror_verifies(mirrors, tmp_path: Path) -> None
     bad, _, missing = mirrors
     with pytest.raises(MnistIntegrityError, match=r"train-labels-idx1-ubyte.gz[\s\S]*SHA-256 [0-9a-f]+ != pinned 65a50cbb"):
         download_mnist(tmp_path / "dl", mirrors=(missing, bad), timeout=5)
-    assert not list((tmp_path / "dl").glob(".tmp-*"))
+    assert not list((tmp_path / "dl").glob(".*.tmp"))
 
 
 def test_hub_download_is_verified_and_cached(release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

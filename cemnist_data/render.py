@@ -5,7 +5,8 @@ Rendering rules (v1 protocol, normative):
 * a ``canvas x canvas`` image holds ``k`` digits, ``k`` uniform in ``[min_digits, max_digits]``;
 * each digit is a 28x28 MNIST image at an integer top-left ``(row, col)`` uniform in
   ``[0, canvas-28]^2``, accepted when its box has IoU <= ``max_iou`` with every box already placed
-  (up to ``placement_tries`` tries per digit; if none fits, the whole image is drawn again);
+  (up to ``placement_tries`` tries per digit; if none fits, all digits of the image are placed again
+  from scratch, keeping ``k`` and the digits, so ``k`` stays exactly uniform);
 * image = sum of the digit intensities, clipped to 255;
 * full label map: 0 where every digit intensity is 0; otherwise, per class, intensity =
   min(255, sum of that class's digits) and the pixel gets label ``d + 1`` of the class with the
@@ -181,11 +182,15 @@ def _render_block(
     return image, full, present
 
 
-def _place(spec: CemnistSpec, base: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _place(
+    spec: CemnistSpec, base: np.ndarray, k: np.ndarray, *, restart: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rejection-sample top-left corners for the first ``k`` slots of each image.
 
     Returns ``top``, ``left`` [N, 4] (-1 in unused slots) and ``ok`` [N] (False when some digit found
-    no position within ``spec.placement_tries`` tries; such an image is redrawn with its next attempt).
+    no position within ``spec.placement_tries`` tries). Restart ``r`` uses the tries
+    ``[r * placement_tries, (r + 1) * placement_tries)`` of every slot, so a restart draws fresh positions
+    for all digits of the image.
     """
     n = base.shape[0]
     size = spec.digit_size
@@ -197,10 +202,11 @@ def _place(spec: CemnistSpec, base: np.ndarray, k: np.ndarray) -> tuple[np.ndarr
     ok = np.ones(n, dtype=bool)
     for j in range(MAX_SLOTS):
         need = np.flatnonzero((k > j) & ok)
+        first_try = restart * spec.placement_tries
         for t0 in range(0, spec.placement_tries, _TRIES_PER_ROUND):
             if need.size == 0:
                 break
-            tries = np.arange(t0, min(t0 + _TRIES_PER_ROUND, spec.placement_tries))
+            tries = first_try + np.arange(t0, min(t0 + _TRIES_PER_ROUND, spec.placement_tries))
             h = hash_counters(0, base[need, None], _F_POS, j, tries[None, :])  # [M, T]
             r = uniform_int(h, span)
             c = uniform_int(h, span, high_bits=True)
@@ -221,6 +227,21 @@ def _place(spec: CemnistSpec, base: np.ndarray, k: np.ndarray) -> tuple[np.ndarr
     return top, left, ok
 
 
+def _place_all(spec: CemnistSpec, base: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Place every digit of every image: an image whose placement dead-ends is placed again from
+    scratch (fresh positions, same ``k`` and digits), so ``k`` stays exactly uniform."""
+    top = np.full((base.size, MAX_SLOTS), -1, dtype=np.int64)
+    left = np.full((base.size, MAX_SLOTS), -1, dtype=np.int64)
+    todo = np.arange(base.size)
+    for r in range(_MAX_ATTEMPTS):
+        if todo.size == 0:
+            return top, left
+        t, l, ok = _place(spec, base[todo], k[todo], restart=r)
+        top[todo[ok]], left[todo[ok]] = t[ok], l[ok]
+        todo = todo[~ok]
+    raise RuntimeError(f"{todo.size} images found no placement in {_MAX_ATTEMPTS} rounds; check the spec")
+
+
 def sample_stream(
     spec: CemnistSpec,
     source: DigitSource,
@@ -233,8 +254,8 @@ def sample_stream(
     """Render the images ``indices`` of one stream.
 
     Digit classes are drawn uniformly from ``pool``. With ``required`` set, an image is accepted
-    only when its rendered full label map has a pixel of a ``required`` digit; otherwise (and when a
-    digit cannot be placed) the image is drawn again with the next attempt counter.
+    only when its rendered full label map has a pixel of a ``required`` digit; otherwise the image is
+    drawn again (``k``, digits, positions) with the next attempt counter.
     """
     indices = np.asarray(indices, dtype=np.int64)
     n = indices.size
@@ -268,9 +289,7 @@ def sample_stream(
         if required is not None:  # cheap pre-check: no required digit -> its mask cannot have one
             keep &= (req_mask[cls + 1] & active).any(axis=1)
         sel = np.flatnonzero(keep)
-        top, left, placed = _place(spec, base[sel], k[sel])
-        sel = sel[placed]
-        top, left = top[placed], left[placed]
+        top, left = _place_all(spec, base[sel], k[sel])
         cls_s = cls[sel]
         inst_draw = uniform_int(hash_counters(0, base[sel, None], _F_INST, slots), source.counts[np.maximum(cls_s, 0)])
         mnist_index = np.where(cls_s >= 0, source.flat_index[source.offsets[np.maximum(cls_s, 0)] + inst_draw], -1)

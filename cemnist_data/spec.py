@@ -95,7 +95,7 @@ class CemnistSpec:
     max_iou: tuple[int, int] = (1, 4)  # IoU <= 1/4, kept as an exact fraction
     train_mnist_range: tuple[int, int] = (0, 50000)  # MNIST-train [start, stop)
     validation_mnist_range: tuple[int, int] = (50000, 60000)  # MNIST-train [start, stop)
-    placement_tries: int = 64  # position tries per digit before the whole image is redrawn
+    placement_tries: int = 64  # position tries per digit before all digits of the image are placed again
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -67,3 +67,19 @@ def test_uniform_int_range_and_balance() -> None:
 def test_negative_seed_rejected() -> None:
     with pytest.raises(ValueError, match="seed must be"):
         stream_key(-1)
+
+
+def test_k_stays_uniform_although_some_placements_dead_end() -> None:
+    from cemnist_data.render import _place, _place_all
+
+    spec = CemnistSpec()
+    base = hash_counters(11, np.arange(20000))
+    k = np.full(20000, 4)
+    _, _, ok = _place(spec, base, k)
+    assert 0.01 < 1 - ok.mean() < 0.05  # four-digit layouts do dead-end sometimes ...
+    top, left = _place_all(spec, base, k)
+    assert (top >= 0).all() and (left >= 0).all()  # ... and are placed again instead of dropped
+    big = CemnistSpec(test_pool=30000)
+    r = pool_stream(big).render(big, stream_source(big, load_mnist()), 0, 30000)
+    share = np.bincount((r.classes >= 0).sum(axis=1), minlength=5)[2:] / 30000
+    assert np.abs(share - 1 / 3).max() < 0.012, share  # 4.4 standard errors

@@ -151,3 +151,19 @@ def test_product_code_never_unpickles() -> None:
                 if pattern.search(line) and "weights_only=True" not in line:
                     offenders.append(f"{py.relative_to(REPO)}:{i}: {line.strip()}")
     assert offenders == []
+
+
+def _resolve_in(cache: str) -> str:
+    from cemnist_data.loader import resolve_release as resolve
+
+    return resolve("cemnist", cache_dir=cache, progress=False).manifest["configs"]["joint"]["splits"]["test"]["content_sha256"]
+
+
+def test_two_loads_into_one_empty_cache_build_once(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        digests = pool.map(_resolve_in, [str(tmp_path)] * 2)
+    assert digests[0] == digests[1]
+    releases = tmp_path / "releases"
+    assert sorted(p.name for p in releases.iterdir()) == ["1.0.0", "1.0.0.lock"]  # no partial folders left
+    verify_release(releases / "1.0.0", configs=["joint"])

@@ -71,7 +71,7 @@ def plot_miou_curves(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
     tag = "" if preset == "default" else f" [{preset}]"
-    ax.set_title(title or f"CEMNIST {setting} {mode}{tag}: {_METRIC_NAMES[metric]} after each task "
+    ax.set_title(title or f"CEMNIST {setting} {mode}{tag}: {_METRIC_NAMES[metric]} after each task\n"
                  "(mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
     if out is not None:

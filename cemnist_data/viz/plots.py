@@ -118,7 +118,7 @@ def plot_class_iou_heatmaps(
         im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto",
                        interpolation="nearest")
         ax.set_xticks(range(T))
-        ax.set_xticklabels([str(t + 1) for t in range(T)], fontsize=8)
+        ax.set_xticklabels([str(t) for t in range(T)], fontsize=8)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(row_names if k % ncols == 0 else [], fontsize=8)
         ax.set_xlabel("after task", fontsize=8)

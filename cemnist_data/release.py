@@ -92,14 +92,13 @@ def _image_struct(pngs: list[bytes]) -> pa.Array:
 
 
 class _ReleaseBuilder:
-    def __init__(self, spec: CemnistSpec, root: Path, *, mnist_dir: str | None, workers: int, progress: bool):
+    def __init__(self, spec: CemnistSpec, root: Path, *, mnist_dir: str | None, workers: int):
         self.spec = spec
         self.root = root
         self.mnist = load_mnist(mnist_dir=mnist_dir)
         self.sources = stream_source(spec, self.mnist)
         self.executor = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self.writers: dict[tuple[str, str], _SplitWriter] = {}
-        self.progress = progress
 
     def writer(self, config: str, split: str) -> _SplitWriter:
         key = (config, split)
@@ -285,7 +284,7 @@ def build_release_locked(
     tmp.mkdir()
     try:
         builder = _ReleaseBuilder(spec, tmp, mnist_dir=None if mnist_dir is None else str(mnist_dir),
-                                  workers=workers, progress=progress)
+                                  workers=workers)
         total = 2 * spec.num_tasks * (spec.train_per_task + spec.validation_per_task) + spec.test_pool
         with tqdm(total=total, desc=f"cemnist {spec.version} build", unit="img", disable=not progress) as bar:
             try:

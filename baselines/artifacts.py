@@ -52,15 +52,18 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
 
 
 def git_commit() -> str | None:
-    """HEAD of the repository holding this package, or None (no git, not a checkout, timeout)."""
+    """HEAD of the repository holding this package (``-dirty`` appended when tracked files differ from it);
+    else ``$CEMNIST_GIT_COMMIT`` (set by scripts that run an installed wheel built from a known commit, e.g.
+    ``bench/gpu/session.sh``); else None."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5, check=True)
+        run = dict(cwd=here, capture_output=True, text=True, timeout=5, check=True)
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        if sha and subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip():
+            sha += "-dirty"
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        return None
-    sha = out.stdout.strip()
-    return sha or None
+        sha = ""
+    return sha or os.environ.get("CEMNIST_GIT_COMMIT") or None
 
 
 def env_info(device: torch.device) -> dict[str, Any]:
@@ -70,4 +73,6 @@ def env_info(device: torch.device) -> dict[str, Any]:
     else:
         name = platform.processor() or platform.machine() or "cpu"
     return {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device.type, "device_name": name,
-            "num_threads": torch.get_num_threads()}
+            "num_threads": torch.get_num_threads(),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "matmul_precision": torch.get_float32_matmul_precision()}

@@ -36,9 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=None)
     r.add_argument("--max-train", type=int, default=None)
     r.add_argument("--max-test", type=int, default=None)
-    r.add_argument("--compile", dest="compile", action="store_true", default=None, help="torch.compile (default: CUDA only)")
+    r.add_argument("--compile", dest="compile", action="store_true", default=None, help="torch.compile the training step (default: off)")
     r.add_argument("--no-compile", dest="compile", action="store_false")
-    r.add_argument("--cuda-graphs", action="store_true", default=None, help="capture the compiled step in CUDA graphs")
+    r.add_argument("--cuda-graphs", action="store_true", default=None, help="capture the compiled step in CUDA graphs (implies --compile; CUDA only)")
+    r.add_argument("--amp", action="store_true", default=None,
+                   help="bf16 autocast (off by default: the reference numbers are fp32)")
     r.add_argument("--cache-dir", default=None, help="dataset cache (default $CEMNIST_CACHE or ~/.cache/cemnist)")
     lb = sub.add_parser("leaderboard", help="aggregate result JSONs into LEADERBOARD.md and leaderboard.csv")
     lb.add_argument("--results", required=True)
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             if a.epochs is not None and a.epochs < 1:
                 raise ValueError(f"--epochs must be >= 1, got {a.epochs}")
             cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, max_train=a.max_train,
-                             max_test=a.max_test, compile=a.compile, cuda_graphs=a.cuda_graphs)
+                             max_test=a.max_test, compile=a.compile, cuda_graphs=a.cuda_graphs,
+                             amp_bf16=a.amp)
             seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])
             out = Path(a.out or f"runs/{a.preset}")
             t0 = time.perf_counter()

@@ -101,7 +101,9 @@ def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple
 def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Callable[..., torch.Tensor],
               lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """One optimisation step on uint8 batches; returns the detached loss (no host sync)."""
-    amp = bool(cfg.amp_bf16) and device.type == "cuda"
+    amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike (opt-in)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cfg.cudnn_benchmark)
     if cfg.channels_last:  # in place; values unchanged (checkpoints store contiguous copies)
         model.to(memory_format=torch.channels_last)
         if old_model is not None:

@@ -6,13 +6,15 @@
 # Versions are the ones of the local environment that ran the tests. Python of the device: 3.12.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-PY=${PY:-3.12}
-ver() { python3 -c "import importlib.metadata as m; print(m.version('$1'))"; }
+PY=${PY:-3.12}                      # the device's Python
+PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}  # the tested environment
+ver() { "$PYTHON" -c "import importlib.metadata as m; print(m.version('$1'))"; }
+V_DATASETS=$(ver datasets); V_DILL=$(ver dill); V_MP=$(ver multiprocess)
 rm -rf .whl && mkdir -p .whl
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PY" --implementation cp \
+"$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version "$PY" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl "datasets==$(ver datasets)" "dill==$(ver dill)" "multiprocess==$(ver multiprocess)"
-python3 -m pip wheel -q --no-deps -w .whl .
+  -d .whl "datasets==$V_DATASETS" "dill==$V_DILL" "multiprocess==$V_MP"
+"$PYTHON" -m pip wheel -q --no-deps -w .whl .
 git rev-parse HEAD > .whl/COMMIT
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
   echo "warning: uncommitted changes; results will name $(cat .whl/COMMIT) but were not made by it" >&2

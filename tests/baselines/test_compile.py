@@ -1,4 +1,4 @@
-"""torch.compile path of the step (the CUDA default) exercised on CPU: same losses as eager (slow: ~1 min)."""
+"""torch.compile path of the step (opt-in, --compile) exercised on CPU: same losses as eager (slow: ~1 min)."""
 import copy
 
 import pytest

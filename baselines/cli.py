@@ -5,6 +5,7 @@
   cemnist-baselines run --method all --preset quick          # naive kd mib joint
   cemnist-baselines leaderboard --results DIR
   cemnist-baselines targets --results DIR
+  cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--preset", default="default")
     tg.add_argument("--setting", default="2-2")
     tg.add_argument("--mode", default="overlap")
+    pg = sub.add_parser("progress", help="per-task metrics of (unfinished) runs, read from their checkpoints")
+    pg.add_argument("--results", required=True)
     return p
 
 
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             md, cs = write_leaderboard(a.results, out_dir=a.out, command=command)
             print(md.read_text())
             print(f"wrote {md} and {cs}")
+        elif a.cmd == "progress":
+            from .progress import format_progress, run_progress
+            print(format_progress(run_progress(a.results)))
         elif a.cmd == "targets":
             from .leaderboard import aggregate, load_results
             from .targets import check_targets, load_targets

@@ -151,7 +151,7 @@ def main() -> None:
             rows.append(r)
             print(f"{m:>5}: seed-style {r['seed_style_s_per_epoch']:.3f} s/epoch | fast[{r['variant']}] "
                   f"{r['fast_s_per_epoch']:.3f} s/epoch | ratio {r['speedup']:.2f}x | first epoch "
-                  f"{r['first_epoch_s']:.1f} s (incl. compile)  ({r['fast_config']})", flush=True)
+                  f"{r['first_epoch_s']:.1f} s{' (incl. compile)' if r['fast_config']['compile'] else ''}  ({r['fast_config']})", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -57,7 +57,10 @@ cemnist-baselines leaderboard --results "$RES" >/dev/null 2>&1 || true   # also 
 cat "$RES/LEADERBOARD.md" 2>/dev/null
 cemnist-baselines targets --results "$RES" || echo "targets: not all met (or runs missing)"
 tar -czf "$OUT/results_v1.tar.gz" -C /tmp/results --exclude=checkpoints v1 && ls -la "$OUT/results_v1.tar.gz"
-[ "$rc" -ne 0 ] && tar -czf "$OUT/checkpoints_v1.tar.gz" -C /tmp/results v1/checkpoints 2>/dev/null
+if [ "$rc" -ne 0 ]; then
+  cemnist-baselines progress --results "$RES"
+  tar -czf "$OUT/checkpoints_v1.tar.gz" -C /tmp/results v1/checkpoints 2>/dev/null
+fi
 echo "== [$(el) s] bench: the leaderboard's fast path (eager fp32) vs the seed-style loop, naive + kd"
 b=$(( $(left) - 60 )); [ "$b" -gt 120 ] && b=120
 [ "$b" -ge 20 ] && timeout "$b" python3 bench/bench_train_epoch.py --device "$DEVICE" --variants eager bf16 --json "$OUT/bench_eager.json"

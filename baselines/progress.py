@@ -1,0 +1,51 @@
+"""What interrupted or running runs have finished so far, read from their per-task checkpoints."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .artifacts import load_checkpoint
+
+_STEP = re.compile(r"^step(\d+)\.safetensors$")
+
+
+def run_progress(results_dir: str | Path) -> list[dict[str, Any]]:
+    """One entry per run folder under ``results_dir/checkpoints`` (the shared task-0 folder excluded):
+    ``stem``, ``finished`` (its result JSON exists), ``steps_done`` and the per-step metrics of the latest
+    checkpoint (``task``, ``miou_bg``, ``miou``, ``iou_per_label``), ``wall_time_per_task_s``."""
+    root = Path(results_dir)
+    ckroot = root / "checkpoints"
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist")
+    out: list[dict[str, Any]] = []
+    for d in sorted(p for p in ckroot.glob("*") if p.is_dir() and p.name != "_shared"):
+        steps = sorted((int(m.group(1)), f) for f in d.iterdir() if (m := _STEP.match(f.name)))
+        if not steps:
+            continue
+        _, _, config, prog = load_checkpoint(steps[-1][1])
+        out.append({
+            "stem": d.name,
+            "finished": (root / f"{d.name}.json").exists(),
+            "steps_done": len(prog["steps"]),
+            "epochs_per_task": config["epochs"],
+            "steps": [{k: s[k] for k in ("task", "miou_bg", "miou", "iou_per_label")} for s in prog["steps"]],
+            "wall_time_per_task_s": prog["wall_time_per_task_s"],
+        })
+    return out
+
+
+def format_progress(entries: list[dict[str, Any]]) -> str:
+    """Plain-text table: one line per run and step (mIoU with background, digits-only mIoU, wall time)."""
+    if not entries:
+        return "no run checkpoints found"
+    lines = []
+    for e in entries:
+        state = "finished" if e["finished"] else "unfinished"
+        lines.append(f"{e['stem']}: {e['steps_done']} step(s) done, {state}")
+        for s, w in zip(e["steps"], e["wall_time_per_task_s"] + [None] * len(e["steps"])):
+            iou = " ".join("-" if v is None else f"{v:.3f}" for v in s["iou_per_label"])
+            wall = "" if w is None else f"  ({w:.0f} s)"
+            lines.append(f"  after task {s['task']}: mIoU(bg) {s['miou_bg']:.4f}  mIoU {s['miou']:.4f}  "
+                         f"IoU per label [{iou}]{wall}")
+    return "\n".join(lines)

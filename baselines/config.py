@@ -26,7 +26,7 @@ class TrainConfig:
     # data subsets (None = full split); first n rows, deterministic
     max_train: int | None = None
     max_test: int | None = None
-    # speed (none of these changes the protocol; all are recorded in every result)
+    # speed (no protocol hyperparameter; each is recorded in every result and splits leaderboard rows)
     compile: bool = False                 # torch.compile the step (opt-in: every task compiles new graphs, as the
                                           # head grows and the last batch is partial)
     cuda_graphs: bool = False             # compile with mode="reduce-overhead" (CUDA graphs; implies compile)

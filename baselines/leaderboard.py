@@ -108,8 +108,10 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _pm(m: float | None, s: float | None) -> str:
+    """``mean ± std`` at 3 decimals; a mean that rounds to zero prints as 0.000, never -0.000."""
     if m is None:
         return "—"
+    m = m if round(m, 3) != 0 else 0.0
     return f"{m:.3f}" if s is None else f"{m:.3f} ± {s:.3f}"
 
 

@@ -113,3 +113,11 @@ def test_cli_errors(tmp_path, cemnist_cache, capsys):
         assert "CUDA is not available" in capsys.readouterr().err
     assert main(["leaderboard", "--results", str(tmp_path / "empty")]) == 2
     assert "no result JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("m, s, text", [(-1e-5, 2e-5, "0.000 ± 0.000"), (-0.0123, None, "-0.012"),
+                                        (0.4996, 0.01, "0.500 ± 0.010"), (None, None, "—")])
+def test_mean_std_cell_never_prints_negative_zero(m, s, text):
+    from cemnist_baselines.leaderboard import _pm
+
+    assert _pm(m, s) == text

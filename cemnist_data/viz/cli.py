@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,12 +36,15 @@ def load_columns(path: str, *, config: str, split: str, columns: Sequence[str],
 
 
 def release_info_or_none(path: str, *, cache_dir: str | None = None) -> dict[str, Any] | None:
-    """``cemnist_data.release_info`` or None when it is unavailable."""
-    try:
-        from cemnist_data import release_info
+    """``cemnist_data.release_info``, or None with a warning when it cannot be found or read (it only names
+    tasks in titles). Integrity errors are not caught: a corrupted release must stop the command."""
+    from cemnist_data import release_info
 
+    try:
         return release_info(path, cache_dir=cache_dir)
-    except Exception:  # noqa: BLE001 - titles are a nicety; drawing must still work
+    except (OSError, ValueError) as e:
+        warnings.warn(f"release info for {path!r} unavailable ({e}); titles will not name the task digits",
+                      stacklevel=2)
         return None
 
 

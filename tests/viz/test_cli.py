@@ -75,3 +75,22 @@ def test_pick_indices():
         cli.pick_indices(3, num=0, seed=0)
     assert cli.labelled_digits("overlap-task2", {"tasks": TASKS}) == [4, 5]
     assert cli.labelled_digits("joint", {"tasks": TASKS}) == [0, 1, 2, 3, 4, 5]
+
+
+def test_release_info_or_none_warns_on_missing_but_not_on_corrupt(monkeypatch):
+    import cemnist_data
+    from cemnist_data.loader import CemnistIntegrityError
+
+    def missing(*a, **k):
+        raise FileNotFoundError("no release folder /nowhere")
+
+    monkeypatch.setattr(cemnist_data, "release_info", missing)
+    with pytest.warns(UserWarning, match="no release folder /nowhere"):
+        assert cli.release_info_or_none("/nowhere") is None
+
+    def corrupt(*a, **k):
+        raise CemnistIntegrityError("content hash mismatch")
+
+    monkeypatch.setattr(cemnist_data, "release_info", corrupt)
+    with pytest.raises(CemnistIntegrityError, match="content hash mismatch"):
+        cli.release_info_or_none("/somewhere")

@@ -3,9 +3,10 @@
 seed-style: float32 CPU tensors through a torch DataLoader (shuffle), per-batch host->device copies, eager
 fp32 model. fast path: the split resident on the device as uint8, on-device shuffling with a seeded
 torch.Generator, float conversion inside the trainer's step. Variants of the fast path (``--variants``):
-``eager`` (the leaderboard's default: fp32, not compiled), ``compiled``, ``graphs`` (compiled with CUDA
-graphs), ``bf16`` (eager + bf16 autocast), ``bf16-graphs``. Data: overlap-task0 + task1 train images of the
-release (5,000). Every line prints the seed-style time measured in the same process and the ratio.
+``eager`` (the leaderboard's default: fp32, channels_last, not compiled), ``compiled``, ``graphs`` (compiled
+with CUDA graphs), ``bf16`` (eager + bf16 autocast), ``bf16-graphs``, ``nchw`` (eager, contiguous NCHW).
+Data: overlap-task0 + task1 train images of the release (5,000). Every line prints the seed-style time
+measured in the same process and the ratio.
 
     python bench/bench_train_epoch.py --device cuda                        # naive + kd, default fast path
     python bench/bench_train_epoch.py --device cuda --method naive --variants compiled graphs bf16-graphs
@@ -56,6 +57,7 @@ VARIANTS: dict[str, dict] = {
     "graphs": {"compile": True, "cuda_graphs": True},
     "bf16": {"amp_bf16": True},
     "bf16-graphs": {"compile": True, "cuda_graphs": True, "amp_bf16": True},
+    "nchw": {"channels_last": False},  # eager without channels_last (the default's memory format)
 }
 
 
@@ -116,7 +118,7 @@ def bench(method: str, images: torch.Tensor, masks: torch.Tensor, *, dev: torch.
             raise FloatingPointError(f"{method}/{v}: non-finite loss in the fast path")
         row = dict(out, variant=v, fast_s_per_epoch=statistics.median(times), first_epoch_s=t_first,
                    fast_config={"compile": vcfg.compile, "cuda_graphs": vcfg.cuda_graphs, "amp_bf16": vcfg.amp_bf16,
-                                "cudnn_benchmark": vcfg.cudnn_benchmark})
+                                "cudnn_benchmark": vcfg.cudnn_benchmark, "channels_last": vcfg.channels_last})
         row["speedup"] = row["seed_style_s_per_epoch"] / row["fast_s_per_epoch"]
         rows.append(row)
     return rows

@@ -1,7 +1,10 @@
-"""Fast PNG encoding and decoding of many small 8-bit grayscale images.
+"""Fast PNG encoding and decoding of many small 8-bit images (grayscale, or palette for label masks).
 
-The release stores every image and mask as a standard PNG (8-bit grayscale, one IDAT chunk, filter
-type 0 on every row), which any PNG reader opens. Writing that canonical form ourselves lets us
+The release stores every image as a standard PNG (8-bit grayscale, one IDAT chunk, filter type 0 on
+every row) and every mask as the same with colour type 3 (palette) and the label palette of
+:mod:`cemnist_data.labels` in a ``PLTE`` chunk: the pixel bytes are the label ids either way, so a
+viewer shows colours while a decoder that keeps the palette indices (Pillow mode ``"P"``) reads ids.
+Any PNG reader opens them. Writing that canonical form ourselves lets us
 (1) encode with plain ``zlib`` (several times faster than a general encoder choosing filters per row)
 spread over threads, since ``zlib`` releases the GIL, and (2) decode whole columns at once: one
 ``zlib.decompress`` per image and a single NumPy reshape for the column. PNGs that are not in the
@@ -14,6 +17,7 @@ import io
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -31,9 +35,26 @@ def _chunk(tag: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
 
 
-def _ihdr(height: int, width: int) -> bytes:
-    # bit depth 8, colour type 0 (grayscale), compression 0, filter 0, no interlace
-    return _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+def _ihdr(height: int, width: int, colour_type: int = 0) -> bytes:
+    # bit depth 8, colour type 0 (grayscale) or 3 (palette), compression 0, filter 0, no interlace
+    return _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))
+
+
+def _check_palette(palette: bytes) -> int:
+    if not isinstance(palette, (bytes, bytearray)) or len(palette) % 3 or not 3 <= len(palette) <= 768:
+        raise ValueError(f"palette must be 1..256 RGB triplets (3..768 bytes, a multiple of 3), got {len(palette)} bytes")
+    return len(palette) // 3
+
+
+@lru_cache(maxsize=16)
+def _canonical_prefixes(height: int, width: int) -> tuple[bytes, ...]:
+    """Bytes before the IDAT chunk in the canonical forms: grayscale, and palette with the label palette."""
+    from .labels import mask_palette_bytes
+
+    return (
+        _SIGNATURE + _ihdr(height, width),
+        _SIGNATURE + _ihdr(height, width, 3) + _chunk(b"PLTE", mask_palette_bytes()),
+    )
 
 
 def _encode_block(raw: np.ndarray, head: bytes, level: int) -> list[bytes]:
@@ -45,15 +66,28 @@ def _encode_block(raw: np.ndarray, head: bytes, level: int) -> list[bytes]:
 
 
 def encode_png_batch(
-    images: np.ndarray, *, level: int = PNG_COMPRESS_LEVEL, executor: ThreadPoolExecutor | None = None
+    images: np.ndarray,
+    *,
+    level: int = PNG_COMPRESS_LEVEL,
+    executor: ThreadPoolExecutor | None = None,
+    palette: bytes | None = None,
 ) -> list[bytes]:
-    """Encode uint8 ``[N, H, W]`` arrays as canonical grayscale PNG files (bytes, in order)."""
+    """Encode uint8 ``[N, H, W]`` arrays as canonical PNG files (bytes, in order).
+
+    Grayscale by default; with ``palette`` (RGB triplets, e.g. :func:`cemnist_data.labels.mask_palette_bytes`)
+    a palette PNG whose pixel values are indices into it (every value must be a palette index).
+    """
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"expected a uint8 array [N, H, W], got {images.dtype} {images.shape}")
     n, h, w = images.shape
+    if palette is not None:
+        entries = _check_palette(palette)
+        top = int(images.max()) if images.size else 0
+        if top >= entries:
+            raise ValueError(f"value {top} has no palette entry: a palette of {entries} colours allows values 0..{entries - 1}")
     raw = np.zeros((n, h, w + 1), dtype=np.uint8)  # a 0 filter byte before every row
     raw[:, :, 1:] = images
-    head = _SIGNATURE + _ihdr(h, w)
+    head = _SIGNATURE + _ihdr(h, w) if palette is None else _SIGNATURE + _ihdr(h, w, 3) + _chunk(b"PLTE", bytes(palette))
     blocks = [raw[s : s + _BLOCK] for s in range(0, n, _BLOCK)]
     if executor is None or len(blocks) == 1:
         parts = [_encode_block(b, head, level) for b in blocks]
@@ -85,30 +119,40 @@ def _binary_parts(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
 def decode_png_column(column: pa.Array | pa.ChunkedArray, *, height: int = 60, width: int = 60) -> np.ndarray:
     """Decode a column of PNG bytes (or datasets Image structs) into uint8 ``[N, height, width]``.
 
-    Canonical PNGs (as written by :func:`encode_png_batch`) are validated by header and decoded
-    with one ``zlib.decompress`` each; any other PNG goes through Pillow. Raises ``ValueError``
-    when an image has another size or mode.
+    Grayscale PNGs give their pixel values, palette PNGs their palette indices (the label ids of a
+    mask). Canonical PNGs (as written by :func:`encode_png_batch`, grayscale or with the label
+    palette) are validated by header and decoded with one ``zlib.decompress`` each; any other PNG
+    goes through Pillow. Raises ``ValueError`` when an image has another size or mode.
     """
     offsets, data = _binary_parts(column)
     n = len(offsets) - 1
     out = np.empty((n, height, width), dtype=np.uint8)
     if n == 0:
         return out
-    head = np.frombuffer(_SIGNATURE + _ihdr(height, width) + b"\0\0\0\0IDAT", dtype=np.uint8)
     starts, sizes = offsets[:-1], np.diff(offsets)
-    canonical = sizes >= head.size + 12 + len(_IEND)
+    canonical = np.zeros(n, dtype=bool)
+    data_start = np.zeros(n, dtype=np.int64)  # first byte of the IDAT payload
+    data_len = np.zeros(n, dtype=np.int64)
+    weights = np.array([1 << 24, 1 << 16, 1 << 8, 1], dtype=np.int64)
+    for prefix in _canonical_prefixes(height, width):
+        k = len(prefix)
+        head = np.frombuffer(prefix + b"\0\0\0\0IDAT", dtype=np.uint8)
+        cand = np.flatnonzero(~canonical & (sizes >= head.size + 4 + len(_IEND)))
+        if not cand.size:
+            continue
+        hdr = data[starts[cand, None] + np.arange(head.size)[None, :]]
+        same = (hdr[:, :k] == head[:k]).all(axis=1) & (hdr[:, k + 4 : k + 8] == head[k + 4 : k + 8]).all(axis=1)
+        length = hdr[:, k : k + 4].astype(np.int64) @ weights
+        same &= length + k + 8 + 4 + len(_IEND) == sizes[cand]  # exactly one IDAT, then IEND
+        hit = cand[same]
+        canonical[hit] = True
+        data_start[hit] = starts[hit] + k + 8
+        data_len[hit] = length[same]
     idx = np.flatnonzero(canonical)
-    if idx.size:
-        hdr = data[starts[idx, None] + np.arange(head.size)[None, :]]
-        same = (hdr[:, :33] == head[:33]).all(axis=1) & (hdr[:, 37:41] == head[37:41]).all(axis=1)
-        length = hdr[:, 33:37].astype(np.int64) @ np.array([1 << 24, 1 << 16, 1 << 8, 1], dtype=np.int64)
-        same &= length + 41 + 4 + len(_IEND) == sizes[idx]  # exactly one IDAT, then IEND
-        canonical[idx[~same]] = False
-        idx, length = idx[same], length[same]
     buf = memoryview(data)
     rowlen = width + 1
     if idx.size:
-        raw = b"".join([zlib.decompress(buf[s + 41 : s + 41 + ln]) for s, ln in zip(starts[idx].tolist(), length.tolist())])
+        raw = b"".join([zlib.decompress(buf[s : s + ln]) for s, ln in zip(data_start[idx].tolist(), data_len[idx].tolist())])
         if len(raw) != idx.size * height * rowlen:
             raise ValueError("a PNG's pixel data does not match its header (corrupted file?)")
         rows = np.frombuffer(raw, dtype=np.uint8).reshape(idx.size, height, rowlen)
@@ -117,7 +161,7 @@ def decode_png_column(column: pa.Array | pa.ChunkedArray, *, height: int = 60, w
         canonical[idx[~unfiltered]] = False
     for i in np.flatnonzero(~canonical).tolist():
         with Image.open(io.BytesIO(buf[starts[i] : starts[i] + sizes[i]])) as im:
-            if im.mode != "L" or im.size != (width, height):
-                raise ValueError(f"row {i}: expected a {width}x{height} 8-bit grayscale image, got mode {im.mode} size {im.size}")
+            if im.mode not in ("L", "P") or im.size != (width, height):
+                raise ValueError(f"row {i}: expected a {width}x{height} 8-bit grayscale or palette image, got mode {im.mode} size {im.size}")
             out[i] = np.asarray(im)
     return out

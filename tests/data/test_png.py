@@ -56,7 +56,7 @@ def test_pixel_data_split_over_two_idat_chunks() -> None:
 
 def test_wrong_size_or_mode_is_an_error() -> None:
     small = _pil_png(np.zeros((30, 30), np.uint8))
-    with pytest.raises(ValueError, match="row 0: expected a 60x60 8-bit grayscale image"):
+    with pytest.raises(ValueError, match="row 0: expected a 60x60 8-bit grayscale or palette image"):
         decode_png_column(pa.array([small]))
     rgb = _pil_png(np.zeros((60, 60), np.uint8), mode="RGB")
     with pytest.raises(ValueError, match="got mode RGB"):
@@ -79,3 +79,29 @@ def test_rows_with_png_filters_are_unfiltered_correctly() -> None:
     png = head + _chunk(b"IDAT", zlib.compress(rows.tobytes())) + _chunk(b"IEND", b"")
     assert (np.asarray(Image.open(io.BytesIO(png))) == a).all()
     assert (decode_png_column(pa.array([png]))[0] == a).all()
+
+
+def test_palette_masks_decode_to_label_ids_everywhere() -> None:
+    """Palette PNG masks: Pillow opens them as mode P with the label ids as pixel values, the column
+    decoder reads the same ids (fast path, and Pillow path for a re-encoded copy), and a value
+    without a palette entry is refused at encoding."""
+    from cemnist_data.labels import MASK_PALETTE_RGB, mask_palette_bytes
+
+    rng = np.random.default_rng(3)
+    masks = rng.integers(0, 11, (6, 60, 60), dtype=np.uint8)
+    pngs = encode_png_batch(masks, palette=mask_palette_bytes())
+    with Image.open(io.BytesIO(pngs[0])) as im:
+        assert im.mode == "P" and (np.asarray(im) == masks[0]).all()
+        assert im.getpalette()[: 3 * len(MASK_PALETTE_RGB)] == [v for rgb in MASK_PALETTE_RGB for v in rgb]
+        rgb = np.asarray(im.convert("RGB"))
+    assert (rgb[masks[0] == 3] == MASK_PALETTE_RGB[3]).all()  # a viewer shows digit 2 in its colour
+    assert (decode_png_column(pa.array(pngs)) == masks).all()
+    with Image.open(io.BytesIO(pngs[1])) as im:  # another encoder, another palette chunk: Pillow path
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=True)
+    mixed = decode_png_column(pa.array([buf.getvalue(), pngs[2], encode_png_batch(masks[3:4])[0]]))
+    assert (mixed == masks[1:4]).all()
+    with pytest.raises(ValueError, match="value 255 has no palette entry: a palette of 11 colours allows values 0..10"):
+        encode_png_batch(np.full((1, 60, 60), 255, np.uint8), palette=mask_palette_bytes())
+    with pytest.raises(ValueError, match="palette must be 1..256 RGB triplets"):
+        encode_png_batch(masks, palette=b"\0\0")

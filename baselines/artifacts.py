@@ -1,6 +1,7 @@
 """Files written by the baselines: safetensors checkpoints (no pickle), result JSONs, traces; all atomic."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -14,21 +15,45 @@ from safetensors.torch import save_file
 
 from cemnist_data.fileio import atomic_path, atomic_write_text  # noqa: F401  (atomic_write_text re-exported)
 
-CKPT_FORMAT = "cemnist-baselines-ckpt/1"
-RESULT_SCHEMA = "cemnist-baselines-result/1"
+CKPT_FORMAT = "cemnist-baselines-ckpt/2"
 
 
 def atomic_save_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """``safetensors.torch.save_file`` to a temp file, then ``os.replace``."""
+    """``safetensors.torch.save_file`` to a temp file, then ``os.replace``; the metadata gets the tensors'
+    ``content_sha256`` (checked by :func:`read_safetensors`)."""
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    meta = dict(metadata)
+    meta["content_sha256"] = tensors_sha256(cpu)
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file(cpu, str(tmp), metadata=meta)
 
 
-def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors on CPU, metadata)."""
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        meta = dict(f.metadata() or {})
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` (sorted by name)."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def read_safetensors(path: str | os.PathLike[str], *, what: str = "file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors on CPU, metadata). An unreadable, truncated or empty file is a ValueError naming it; a file
+    with a ``content_sha256`` in its metadata is checked against its tensors."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # SafetensorError, OSError: damaged header or data
+        raise ValueError(f"{path}: damaged or truncated {what} ({type(e).__name__}: {e}); delete it and rerun "
+                         f"(a run without --resume recomputes it)") from e
+    want = meta.get("content_sha256")
+    if want is not None and tensors_sha256(tensors) != want:
+        raise ValueError(f"{path}: {what} content does not match its recorded SHA-256 (the file was changed or "
+                         f"damaged after it was written); delete it and rerun")
     return tensors, meta
 
 
@@ -43,9 +68,12 @@ def save_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], extra: 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """(model_state, extra, config, progress); ValueError if the file is not a baselines checkpoint."""
-    tensors, meta = read_safetensors(path)
+    tensors, meta = read_safetensors(path, what="checkpoint")
     if meta.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path}: not a {CKPT_FORMAT} checkpoint (metadata format={meta.get('format')!r})")
+        raise ValueError(f"{path}: not a {CKPT_FORMAT} checkpoint (metadata format={meta.get('format')!r}); "
+                         f"delete it or run without --resume")
+    if "content_sha256" not in meta:
+        raise ValueError(f"{path}: checkpoint has no content hash; delete it or run without --resume")
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model, extra, json.loads(meta["config"]), json.loads(meta["progress"])

@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             md, cs = write_leaderboard(out, command=command)
             for r in results:
                 f = r["final"]
-                print(f"{r['method']:>6} seed {r['seed']}: final mIoU(bg) {f['miou_bg']:.3f}  mIoU {f['miou']:.3f}  "
-                      f"old {f['old'] if f['old'] is None else round(f['old'], 3)}  new {f['new']:.3f}")
+                f = f["future_bg"]
+                fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+                print(f"{r['method']:>6} seed {r['seed']}: final mIoU(bg) {fmt(f['miou_bg'])}  mIoU {fmt(f['miou'])}  "
+                      f"old {fmt(f['old'])}  new {fmt(f['new'])}")
             print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}")
         elif a.cmd == "leaderboard":
             from .leaderboard import write_leaderboard

@@ -1,47 +1,82 @@
 """Training defaults on one screen (nanoGPT style) and the named presets.
 
-``default`` is the full protocol of issue 3 (Adam 5e-4 rebuilt per task, batch 72, 100 epochs/task,
-seeds 0 1 2, setting 2-2, mode overlap). ``quick`` finishes the 4 methods x 1 seed in a few minutes on a
-2-core CPU; ``tiny`` runs the whole 5-task pipeline per method in seconds (tests, CI).
+Fields are of three kinds. *Protocol* fields (:data:`PROTOCOL_FIELDS`) can change the numbers: they, the
+dataset content hashes and the device type form a leaderboard row's key. *Speed* fields change how fast a
+run goes, never what it computes beyond float rounding; they are recorded but never split rows.
+*Behaviour* fields choose what is saved.
+
+``long`` is the 100-epoch protocol of the baselines issue (Adam 5e-4 constant, batch 72), meant for a
+GPU; ``tiny`` runs the whole 5-task pipeline per method in seconds (tests, CI).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+SCHEDULES = ("constant", "cosine", "onecycle")
+EVAL_SPLITS = ("test", "validation")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # protocol
+    # ---- protocol (leaderboard row key)
     setting: str = "2-2"                  # digits per task, parsed by cemnist_data.parse_setting
     mode: str = "overlap"                 # overlap | disjoint
     class_order: tuple[int, ...] | None = None  # None = the release's order (identity)
-    epochs: int = 100                     # epochs per task (joint: same total image-steps)
+    epochs: int = 100                     # epochs per task (joint: the same total image-steps)
     batch_size: int = 72
-    lr: float = 5e-4                      # Adam, rebuilt at every task
-    kd_lambda: float = 10.0               # weight of KD / UnKD
+    lr: float = 5e-4                      # Adam, rebuilt at every task; peak lr of a schedule
+    schedule: str = "constant"            # constant | cosine | onecycle (per task, stepped every batch)
+    warmup: float = 0.0                   # fraction of a task's steps with linear warm-up (cosine, onecycle)
+    kd_lambda: float = 10.0               # weight of the distillation term (kd, mib)
     width: int = 32                       # SimpleSegNet filters
-    # data subsets (None = full split); first n rows, deterministic
-    max_train: int | None = None
-    max_test: int | None = None
-    # speed (no protocol hyperparameter; each is recorded in every result and splits leaderboard rows)
-    compile: bool = False                 # torch.compile the step (opt-in: every task compiles new graphs, as the
-                                          # head grows and the last batch is partial)
+    amp_bf16: bool = False                # bf16 autocast of the convs (precision "bf16"), else fp32
+    eval_split: str = "test"              # the fixed evaluation pool: whole test pool, or every task's validation
+    max_train: int | None = None          # first n train images of every task (joint: the same images)
+    max_test: int | None = None           # one fixed seeded subset of n images of the evaluation pool
+    # ---- speed (recorded, never a row key)
+    compile: bool = False                 # torch.compile the step (opt-in: each task compiles new graphs)
     cuda_graphs: bool = False             # compile with mode="reduce-overhead" (CUDA graphs; implies compile)
     cudnn_benchmark: bool = True          # let cuDNN time its conv algorithms once per shape (CUDA)
-    amp_bf16: bool = False                # bf16 autocast of the convs (opt-in: the reference numbers are fp32;
-                                          # cuDNN's TF32 convs stay at torch's default)
     channels_last: bool = True            # NHWC convs (1.43x naive / 1.50x kd per epoch on a 2-core CPU:
                                           # bench/bench_train_epoch.py --device cpu --variants eager nchw)
-    eval_batch_size: int = 1000
-    # behaviour
+    teacher_cache: bool = True            # kd/mib: old-model logits computed once per task, not every batch
+    eval_batch_size: int = 500
+    # ---- behaviour
     share_task0: bool = True              # naive/kd/mib reuse one task-0 checkpoint per seed
-    trace_every: int = 0                  # with --trace: record test confusion every k epochs (0 = auto:
-                                          # about 20 frames per task) and always after the last epoch
+    trace_every: int = 0                  # with --trace: record the pool confusion every k epochs (0 = auto:
+                                          # about 4 frames per task) and always after the last epoch
     trace_panel: int = 16                 # number of panel images in the trace
     dataset_path: str = "cemnist"         # passed to cemnist_data as `path`
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {self.eval_split!r}")
+        if not 0.0 <= float(self.warmup) < 1.0:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        for name in ("epochs", "batch_size", "width", "eval_batch_size", "trace_panel"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        for name in ("max_train", "max_test"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be None (whole split) or an integer >= 1, got {v!r}")
+        if isinstance(self.trace_every, bool) or not isinstance(self.trace_every, int) or self.trace_every < 0:
+            raise ValueError(f"trace_every must be an integer >= 0 (0 = auto), got {self.trace_every!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not (isinstance(self.kd_lambda, (int, float)) and self.kd_lambda >= 0):
+            raise ValueError(f"kd_lambda must be >= 0, got {self.kd_lambda!r}")
+
+    @property
+    def precision(self) -> str:
+        """``"bf16"`` (autocast) or ``"fp32"``."""
+        return "bf16" if self.amp_bf16 else "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""
@@ -74,22 +109,29 @@ class TrainConfig:
         return self.replace(compile=bool(self.compile) or graphs, cuda_graphs=graphs, amp_bf16=bool(self.amp_bf16),
                             cudnn_benchmark=bool(self.cudnn_benchmark) and cuda)
 
+    def protocol(self) -> dict[str, Any]:
+        """The protocol fields only (what a leaderboard row is keyed by, with data hashes and device type)."""
+        d = self.to_dict()
+        return {k: d[k] for k in PROTOCOL_FIELDS}
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
+PROTOCOL_FIELDS: tuple[str, ...] = ("setting", "mode", "class_order", "epochs", "batch_size", "lr", "schedule",
+                                    "warmup", "kd_lambda", "width", "amp_bf16", "eval_split", "max_train",
+                                    "max_test")
+SPEED_FIELDS: tuple[str, ...] = ("compile", "cuda_graphs", "cudnn_benchmark", "channels_last", "teacher_cache",
+                                 "eval_batch_size")
+BEHAVIOUR_FIELDS: tuple[str, ...] = ("share_task0", "trace_every", "trace_panel", "dataset_path")
+
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    # quick: a pipeline check on a 2-core CPU (~5 min for naive kd mib joint, seed 0); far too little
-    # training for meaningful numbers (the model still predicts mostly background).
-    "quick": {"epochs": 4, "max_train": 192, "max_test": 256, "batch_size": 16},
+    # the 100-epoch protocol of the baselines issue (a GPU-day for the board on 2 CPU cores)
+    "long": {"epochs": 100, "batch_size": 72, "lr": 5e-4, "schedule": "constant", "warmup": 0.0},
     "tiny": {"epochs": 2, "max_train": 64, "max_test": 32, "batch_size": 16, "trace_panel": 4},
-    # cpu-demo: NOT the protocol (smaller batch, 4x the learning rate, 1,000 train images, 8 epochs) so that
-    # forgetting becomes visible on a 2-core CPU in ~15 min (naive kd mib, seed 0); for pictures, not for
-    # the leaderboard.
-    "cpu-demo": {"epochs": 8, "max_train": 1000, "max_test": 500, "batch_size": 16, "lr": 2e-3},
 }
-DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"default": (0, 1, 2), "quick": (0,), "tiny": (0,), "cpu-demo": (0,)}
+DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"default": (0, 1, 2), "long": (0, 1, 2), "tiny": (0,)}
 
 
 def get_config(preset: str = "default", **overrides: Any) -> TrainConfig:
@@ -99,3 +141,7 @@ def get_config(preset: str = "default", **overrides: Any) -> TrainConfig:
     kw = dict(PRESETS[preset])
     kw.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**kw)
+
+
+if set(PROTOCOL_FIELDS) | set(SPEED_FIELDS) | set(BEHAVIOUR_FIELDS) != {f.name for f in dataclasses.fields(TrainConfig)}:
+    raise RuntimeError("every TrainConfig field must be classed as protocol, speed or behaviour")

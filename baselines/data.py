@@ -59,12 +59,61 @@ def load_task_data(
     return images.contiguous().to(device), masks.contiguous().to(device)
 
 
-def content_hashes(info: dict[str, Any], configs: list[str], splits: tuple[str, ...] = ("train", "test")) -> dict[str, str]:
-    """``{"config/split": sha256}`` for the configs a run used (from ``release_info``)."""
+def _subset_index(n: int, k: int | None, *, purpose: str) -> torch.Tensor | None:
+    """Sorted indices of one fixed seeded subset of ``k`` of ``n`` rows (``None`` = all rows).
+
+    The seed is a protocol constant, not the run seed: every run and every step sees the same images."""
+    if k is None or k >= n:
+        return None
+    import hashlib
+
+    seed = int.from_bytes(hashlib.sha256(f"cemnist-subset/{purpose}/{n}".encode()).digest()[:8], "little") >> 1
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:k].sort().values
+
+
+def eval_pool_configs(mode: str, n_tasks: int, split: str) -> list[str]:
+    """The configs whose ``split`` forms the evaluation pool: the last task's test split (= the whole test
+    pool) for ``test``; every task's validation split for ``validation``."""
+    if split == "test":
+        return [config_name(mode, n_tasks - 1)]
+    if split == "validation":
+        return [config_name(mode, t) for t in range(n_tasks)]
+    raise ValueError(f"evaluation split must be 'test' or 'validation', got {split!r}")
+
+
+def load_eval_pool(*, mode: str, n_tasks: int, split: str, max_n: int | None, path: str = "cemnist",
+                   device: torch.device | str = "cpu", cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, full masks) of the fixed evaluation pool, optionally one fixed seeded subset of ``max_n``."""
+    parts = [_cd().load_tensors(path, config=c, split=split, mode=mode, cache_dir=cache_dir,
+                                columns=("image", "full_mask")) for c in eval_pool_configs(mode, n_tasks, split)]
+    images = torch.cat([p[0] for p in parts])
+    masks = torch.cat([p[1] for p in parts])
+    idx = _subset_index(images.shape[0], max_n, purpose=f"eval-{split}")
+    if idx is not None:
+        images, masks = images[idx], masks[idx]
+    return images.contiguous().to(device), masks.contiguous().to(device)
+
+
+def load_joint_train(*, mode: str, n_tasks: int, limit: int | None, path: str = "cemnist",
+                     device: torch.device | str = "cpu", cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The joint upper bound's training set for ``mode``: the union of that mode's task train splits (the first
+    ``limit`` images of each, exactly the images the incremental runs see) with every class labelled."""
+    xs, ys = [], []
+    for t in range(n_tasks):
+        x, y = load_task_data(task=t, split="train", mode=mode, path=path, limit=limit, cache_dir=cache_dir,
+                              mask_column="full_mask")
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs).contiguous().to(device), torch.cat(ys).contiguous().to(device)
+
+
+def content_hashes(info: dict[str, Any], used: list[tuple[str, str]]) -> dict[str, str]:
+    """``{"config/split": sha256}`` for the (config, split) pairs a run used (from ``release_info``)."""
     out: dict[str, str] = {}
-    for c in configs:
-        for s in splits:
-            entry = info.get("configs", {}).get(c, {}).get(s)
-            if entry is not None and "content_sha256" in entry:
-                out[f"{c}/{s}"] = entry["content_sha256"]
+    for c, s in used:
+        entry = info.get("configs", {}).get(c, {}).get(s)
+        if entry is None or "content_sha256" not in entry:
+            raise ValueError(f"the dataset release has no content hash for {c}/{s}")
+        out[f"{c}/{s}"] = entry["content_sha256"]
     return out

@@ -1,109 +1,97 @@
-"""Aggregate result JSONs into ``LEADERBOARD.md`` and ``leaderboard.csv`` (mean ± std over seeds)."""
+"""Aggregate result JSONs into ``LEADERBOARD.md`` and ``leaderboard.csv`` (mean ± std over seeds).
+
+A row is one method under one protocol (setting, mode, protocol fields, method-specific values, dataset
+hashes) on one device type: options that cannot change numbers (compile, channels_last, ...) never split rows.
+"""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
-import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from .artifacts import RESULT_SCHEMA, atomic_write_text
+from .artifacts import atomic_write_text
+from .metrics import HEADLINE_VIEW, VIEWS
+from .results import final_value, group_runs, load_results, mean_std, protocol_id
 
-# column -> path in the result JSON's "final" block
-METRICS: dict[str, str] = {
-    "final_miou_bg": "miou_bg",
-    "final_miou": "miou",
-    "final_old": "old",
-    "final_new": "new",
-    "final_old_bg": "old_bg",
-    "final_new_bg": "new_bg",
-    "avg_inc_miou_bg": "avg_inc_miou_bg",
-    "avg_inc_miou": "avg_inc_miou",
-    "forgetting": "forgetting",
-    "task0_miou_bg": "task0_miou_bg",
-}
-# The seed tutorial's published single-run numbers (final mIoU with background; issue 3 §5).
+# keys of a result's final block (per view), in column order
+FINAL_KEYS = ("miou_bg", "miou", "first", "first_bg", "later", "later_bg", "old", "new", "old_bg", "new_bg",
+              "avg_inc_miou_bg", "avg_inc_miou", "forgetting_task", "forgetting_class", "task0_miou_bg")
+# The seed tutorial (the notebook this benchmark grew from: SimpleSegNet on multi-digit MNIST, one run per
+# method) published single-run final mIoU with background; a reference column, not comparable protocol.
 SEED_REFERENCE: dict[str, str] = {
     "naive": "0.20–0.23 (old classes at 0)",
     "kd": "0.672 (λ=10)",
     "mib": "0.856 (λ=10; 5,000-image pool ≈ 2,500/task, 200 epochs)",
-    "joint": "",
 }
-SEED_REFERENCE_TASK0 = "0.78–0.92"
-METHOD_ORDER = ("naive", "kd", "mib", "joint")
-MD_COLUMNS = [("final_miou_bg", "final mIoU (bg)"), ("final_miou", "final mIoU"), ("final_old", "old"),
-              ("final_new", "new"), ("avg_inc_miou_bg", "avg inc. mIoU (bg)"), ("forgetting", "forgetting"),
-              ("task0_miou_bg", "task-0 mIoU (bg)")]
 
 
-def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` in ``results_dir`` with the result schema (other JSON files are skipped)."""
-    out = []
-    for p in sorted(Path(results_dir).glob("*.json")):
-        d = json.loads(p.read_text())
-        if isinstance(d, dict) and d.get("schema") == RESULT_SCHEMA:
-            out.append(d)
-    return out
+def column_labels(tasks: Sequence[Sequence[int]]) -> dict[str, str]:
+    """Human labels of the final-block keys for this class order (e.g. ``first`` -> ``0-1``)."""
+    def span(ds: Sequence[int]) -> str:
+        ds = list(ds)
+        return f"{ds[0]}-{ds[-1]}" if ds == list(range(ds[0], ds[-1] + 1)) and len(ds) > 1 else ",".join(map(str, ds))
+    first = span(tasks[0])
+    later = span([d for t in tasks[1:] for d in t])
+    old = span([d for t in tasks[:-1] for d in t])
+    new = span(tasks[-1])
+    return {
+        "miou_bg": "mIoU (bg)", "miou": "mIoU (digits)",
+        "first": f"{first} first task", "first_bg": f"{first}+bg", "later": f"{later} later tasks",
+        "later_bg": f"{later}+bg", "old": f"{old} earlier tasks", "new": f"{new} last task",
+        "old_bg": f"{old}+bg", "new_bg": f"{new}+bg",
+        "avg_inc_miou_bg": "avg. incr. mIoU (bg)", "avg_inc_miou": "avg. incr. mIoU (digits)",
+        "forgetting_task": "forgetting per task (Chaudhry)", "forgetting_class": "forgetting per class",
+        "task0_miou_bg": "task-0 mIoU (bg)",
+    }
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (n-1) of the non-None values; std is None for n < 2."""
-    v = [float(x) for x in values if x is not None]
-    if not v:
-        return None, None
-    m = sum(v) / len(v)
-    if len(v) < 2:
-        return m, None
-    return m, math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
-
-
-def _config_id(cfg: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (method, setting, mode, preset, config): n_seeds, seeds, ``m`` and ``m_std`` per metric."""
-    groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = {}
-    for r in results:
-        key = (r["method"], r["setting"], r["mode"], r.get("preset", ""), _config_id(r["config"]))
-        groups.setdefault(key, []).append(r)
-
-    def order(k: tuple[str, ...]) -> tuple[Any, ...]:
-        m = k[0]
-        return (k[1], k[2], k[3], METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m, k[4])
-
+def aggregate(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, protocol, device type): seeds and ``{view}.{key}`` mean / ``_std`` per metric."""
     rows = []
-    for key in sorted(groups, key=order):
-        runs = sorted(groups[key], key=lambda r: r["seed"])
-        seeds = [r["seed"] for r in runs]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"duplicate seeds {seeds} for {key[:4]}")
-        row: dict[str, Any] = {"method": key[0], "setting": key[1], "mode": key[2], "preset": key[3],
-                               "config_id": key[4], "n_seeds": len(runs), "seeds": " ".join(map(str, seeds))}
-        for col, field in METRICS.items():
-            row[col], row[f"{col}_std"] = mean_std([r["final"].get(field) for r in runs])
-        row["epochs"] = runs[0]["config"].get("epochs")
+    for runs in group_runs(results):
+        r0 = runs[0]
+        cfg = r0["config"]
+        row: dict[str, Any] = {
+            "method": r0["method"], "setting": r0["setting"], "mode": r0["mode"],
+            "device": r0["env"].get("device"), "precision": r0.get("precision"), "protocol_id": protocol_id(r0),
+            "presets": " ".join(sorted({str(r.get("preset")) for r in runs})),
+            "n_seeds": len(runs), "seeds": " ".join(str(r["seed"]) for r in runs),
+            "tasks": r0["tasks"],
+        }
+        for view in VIEWS:
+            for key in FINAL_KEYS:
+                row[f"{view}.{key}"], row[f"{view}.{key}_std"] = mean_std([final_value(r, view, key) for r in runs])
+        for k in ("epochs", "batch_size", "lr", "schedule", "warmup", "kd_lambda", "eval_split", "max_train", "max_test"):
+            row[k] = cfg.get(k)
+        row.update({f"method.{k}": v for k, v in sorted(r0.get("method_protocol", {}).items())})
         row["wall_time_s"] = mean_std([sum(r["wall_time_per_task_s"]) for r in runs])[0]
-        row["seed_reference_final_miou_bg"] = SEED_REFERENCE.get(key[0], "")
-        row["seed_reference_task0_miou_bg"] = "" if key[0] == "joint" else SEED_REFERENCE_TASK0
+        row["threads"] = r0["env"].get("num_threads")
+        row["package_version"] = " ".join(sorted({str(r.get("package_version")) for r in runs}))
+        row["git_commit"] = " ".join(sorted({str(r.get("git_commit")) for r in runs}))
+        row["seed_reference_final_miou_bg"] = SEED_REFERENCE.get(r0["method"], "")
         rows.append(row)
     return rows
 
 
-CSV_COLUMNS = (["method", "setting", "mode", "preset", "config_id", "n_seeds", "seeds"]
-               + [c for m in METRICS for c in (m, f"{m}_std")]
-               + ["epochs", "wall_time_s", "seed_reference_final_miou_bg", "seed_reference_task0_miou_bg"])
+BASE_COLUMNS = ["method", "setting", "mode", "device", "precision", "protocol_id", "presets", "n_seeds", "seeds"]
+TAIL_COLUMNS = ["epochs", "batch_size", "lr", "schedule", "warmup", "kd_lambda", "eval_split", "max_train", "max_test",
+                "wall_time_s", "threads", "package_version", "git_commit", "seed_reference_final_miou_bg"]
+
+
+def csv_columns(rows: list[dict[str, Any]]) -> list[str]:
+    metric_cols = [c for v in VIEWS for k in FINAL_KEYS for c in (f"{v}.{k}", f"{v}.{k}_std")]
+    extra = sorted({k for r in rows for k in r if k.startswith("method.")})
+    return BASE_COLUMNS + metric_cols + TAIL_COLUMNS + extra
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
+    cols = csv_columns(rows)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]))
-                    for k in CSV_COLUMNS})
+        w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k])) for k in cols})
     return buf.getvalue()
 
 
@@ -115,24 +103,65 @@ def _pm(m: float | None, s: float | None) -> str:
     return f"{m:.3f}" if s is None else f"{m:.3f} ± {s:.3f}"
 
 
+HEADLINE_KEYS = ("miou_bg", "miou", "first", "first_bg", "later", "old", "new", "avg_inc_miou_bg",
+                 "forgetting_task", "forgetting_class", "task0_miou_bg")
+IGNORE_KEYS = ("miou_bg", "miou", "first", "first_bg", "later", "avg_inc_miou_bg", "forgetting_task")
+
+EXPLAIN = """\
+Mean ± sample std over seeds. Every step of a run is scored on the same fixed evaluation pool (the
+whole test pool of 5,000 images unless the protocol draws a fixed subset); each number is a fold of the
+stored 11x11 confusion (true label from `full_mask` × predicted label).
+
+- **View "future → background"** (the headline; the released test `mask` convention and PLOP's): pixels
+  of classes not seen yet count as background. **View "future → ignored"** (MiB's `255` convention): they
+  are left out.
+- *(bg)* = background included (the seed tutorial's headline); *(digits)* = digit classes only (MiB's).
+- **first task / later tasks** (MiB's and PLOP's "0-1 / 2-9" columns): digits of the first task / of every
+  task added afterwards; "+bg" adds background (PLOP counts background as old).
+- **earlier tasks / last task**: digits of tasks 0..T-2 / of task T-1.
+- **forgetting per task** (Chaudhry et al. 2018): for each task k < T-1, the best mIoU of its digits at any
+  step l in [k, T-2] minus its final mIoU, averaged over k. **forgetting per class**: the same per digit.
+- A class absent from both the ground truth and the predictions has no IoU and is skipped by every mean
+  (with the fixed pool every digit is present, so this only matters for subsets).
+- Rows are keyed by method, protocol (setting, mode, class order, epochs, batch, lr, schedule, warm-up, λ,
+  width, precision, evaluation split, subsets), dataset content hashes and device type; `protocol` is a
+  short hash of the protocol and data.
+"""
+
+
 def to_markdown(rows: list[dict[str, Any]], *, command: str | None = None) -> str:
     lines = ["# CEMNIST baselines leaderboard", ""]
     if command:
         lines += [f"Produced by `{command}`.", ""]
-    lines += ["Mean ± sample std over seeds; IoU on the last task's test split. *(bg)* = background included "
-              "(the seed tutorial's headline); otherwise digit classes only (MiB's convention). old / new = digit "
-              "classes of earlier tasks / of the last task. Forgetting = mean over old digits of max earlier IoU "
-              "− final IoU. Last column: the seed tutorial's published single-run final mIoU (bg), for reference.",
-              ""]
-    head = ["method", "setting", "mode", "preset", "seeds"] + [h for _, h in MD_COLUMNS] + ["seed tutorial (final mIoU bg)"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "|".join(["---"] * len(head)) + "|")
+    lines += [EXPLAIN, ""]
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        cells = [r["method"], r["setting"], r["mode"], r["preset"], str(r["n_seeds"])]
-        cells += [_pm(r[c], r[f"{c}_std"]) for c, _ in MD_COLUMNS]
-        cells.append(r["seed_reference_final_miou_bg"] or "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+        groups.setdefault((r["setting"], r["mode"], r["protocol_id"]), []).append(r)
+    for (setting, mode, pid), rs in groups.items():
+        r0 = rs[0]
+        lab = column_labels(r0["tasks"])
+        warm = f" (warm-up {r0['warmup']:g})" if r0["warmup"] else ""
+        desc = (f"{r0['epochs']} epochs/task, batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}"
+                f"{warm}, λ {r0['kd_lambda']:g}, "
+                f"{r0['precision']}, evaluated on {r0['eval_split']}"
+                + (f", max_train {r0['max_train']}" if r0["max_train"] else "")
+                + (f", max_test {r0['max_test']}" if r0["max_test"] else ""))
+        lines += [f"## {setting} {mode} — protocol `{pid}` ({desc})", ""]
+        for view, keys, title in ((HEADLINE_VIEW, HEADLINE_KEYS, "future → background (headline)"),
+                                  ("future_ignore", IGNORE_KEYS, "future → ignored (MiB convention)")):
+            lines += [f"### View: {title}", ""]
+            head = ["method", "device", "presets", "seeds"] + [lab[k] for k in keys]
+            if view == HEADLINE_VIEW:
+                head.append("seed tutorial (final mIoU bg, single run)")
+            lines.append("| " + " | ".join(head) + " |")
+            lines.append("|" + "|".join(["---"] * len(head)) + "|")
+            for r in rs:
+                cells = [r["method"], str(r["device"]), r["presets"], str(r["n_seeds"])]
+                cells += [_pm(r[f"{view}.{k}"], r[f"{view}.{k}_std"]) for k in keys]
+                if view == HEADLINE_VIEW:
+                    cells.append(r["seed_reference_final_miou_bg"] or "—")
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -141,7 +170,7 @@ def write_leaderboard(results_dir: str | Path, *, out_dir: str | Path | None = N
     """Write ``LEADERBOARD.md`` and ``leaderboard.csv`` (into ``out_dir``, default ``results_dir``)."""
     results = load_results(results_dir)
     if not results:
-        raise ValueError(f"no result JSON (schema {RESULT_SCHEMA}) found in {results_dir}")
+        raise ValueError(f"no result JSON found in {results_dir}")
     rows = aggregate(results)
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     md, cs = out / "LEADERBOARD.md", out / "leaderboard.csv"

@@ -65,10 +65,20 @@ class Method:
         """Plain cross-entropy on the task mask (naive, joint)."""
         return ce_loss(z, y)
 
+    def protocol_values(self) -> dict[str, object]:
+        """Method-specific protocol values (e.g. a replay memory size): recorded in every result and part of
+        the leaderboard row key. None for the built-in methods."""
+        return {}
+
 
 @dataclass(frozen=True)
 class KD(Method):
-    """CE + lambda * KD (output-level distillation as re-implemented in the MiB code)."""
+    """CE + lambda * KD: output-level distillation only (LwF-style, Li & Hoiem 2016), lambda = 10.
+
+    The KD term is the one of the MiB code (``fcdl94/MiB``, ``utils/loss.py``, ``KnowledgeDistillationLoss``
+    with ``alpha=1``: mean over pixels of -(1/C_old) sum_c softmax(t)_c log_softmax(z[:C_old])_c). ILT
+    (Michieli & Zanuttigh 2019) adds feature distillation on the encoder output; that is not part of ``kd``.
+    """
 
     def loss(self, z, y, t, *, c_old, kd_lambda):  # type: ignore[override]
         return ce_loss(z, y) + kd_lambda * kd_loss(z, t)

@@ -1,11 +1,27 @@
-"""Segmentation metrics from confusion matrices in *label* space (0 = bg, d+1 = digit d, 255 ignored).
+"""Segmentation metrics from one confusion matrix per step, in the *full* label space.
 
-Conventions (documented in docs/INTERFACES.md):
-- IoU of a seen label = TP / (TP + FP + FN); ``None`` when the label is unseen or when it is absent from
-  both the ground truth and the predictions (union 0); means skip ``None``.
-- ``*_bg`` means include background; the others average digit classes only (MiB's convention).
-- R[t][k] = mean IoU over the digit classes of task k after task t (``None`` for k > t).
-- Forgetting of digit c (learned before the last task) = max over earlier steps of IoU(c) - final IoU(c).
+Every step of a run is scored on the same fixed evaluation pool; the stored matrix counts (true label
+from ``full_mask``, 0..10) x (predicted label, 0..10). Each reported number is a fold of that matrix,
+computed after the fact:
+
+- view ``future_bg`` (the headline; today's test ``mask`` convention, PLOP's): pixels of classes not seen
+  yet count as background (their rows are added to row 0);
+- view ``future_ignore`` (MiB's ``255`` convention): pixels of unseen classes are ignored (rows dropped).
+
+Conventions (also in docs/INTERFACES.md and the README's leaderboard section):
+- IoU of a seen label = TP / (TP + FP + FN); ``None`` for an unseen label, and for a label with an empty
+  union (absent from both the ground truth and the predictions): such a label is skipped by every mean.
+  A label absent from the ground truth but predicted has IoU 0. With the fixed pool every digit is present,
+  so the empty-union rule only matters for subsets and hand-built matrices.
+- ``*_bg`` includes background; the others average digit classes only (MiB's convention).
+- R[t][k] = mean IoU over the digits of task k after step t (``None`` for k > t).
+- ``old`` / ``new``: digits of the earlier tasks (0..T-2) / of the last task (T-1).
+- ``first`` / ``later``: digits of the first task / of every task added afterwards (MiB's and PLOP's
+  "0-1 | 2-9" columns in the 2-2 setting); ``first_bg`` adds background (PLOP counts background as old).
+- ``forgetting_task`` (Chaudhry et al. 2018, "Riemannian walk"): for each earlier task k < T-1,
+  max over steps l in [k, T-2] of R[l][k] minus R[T-1][k]; mean over k.
+- ``forgetting_class``: the same per digit learned before the last task (max over earlier steps of its IoU
+  minus its final IoU); mean over those digits.
 """
 from __future__ import annotations
 
@@ -16,6 +32,8 @@ import torch
 
 NUM_LABELS = 11
 IGNORE = 255
+VIEWS = ("future_bg", "future_ignore")
+HEADLINE_VIEW = "future_bg"
 
 
 def update_confusion(conf: torch.Tensor, true: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
@@ -29,16 +47,28 @@ def update_confusion(conf: torch.Tensor, true: torch.Tensor, pred: torch.Tensor)
     return conf
 
 
+def fold(conf: Sequence[Sequence[int]] | torch.Tensor, seen_labels: Sequence[int], view: str) -> torch.Tensor:
+    """The full-label-space confusion folded to ``view``: rows of unseen labels moved to background
+    (``future_bg``) or dropped (``future_ignore``). Columns are untouched (a model predicts seen labels only)."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
+    c = torch.as_tensor(conf, dtype=torch.int64).cpu().clone()
+    seen = set(int(s) for s in seen_labels) | {0}
+    unseen = [i for i in range(c.shape[0]) if i not in seen]
+    if unseen:
+        if view == "future_bg":
+            c[0] += c[unseen].sum(0)
+        c[unseen] = 0
+    return c
+
+
 def iou_per_label(conf: Sequence[Sequence[int]] | torch.Tensor, seen_labels: Sequence[int]) -> list[float | None]:
     """Per-label IoU (length = conf size); ``None`` for unseen labels and labels with empty union."""
     c = torch.as_tensor(conf, dtype=torch.float64).cpu()
     tp = c.diag()
     union = c.sum(0) + c.sum(1) - tp
-    seen = set(int(s) for s in seen_labels)
-    out: list[float | None] = []
-    for i in range(c.shape[0]):
-        out.append(float(tp[i] / union[i]) if i in seen and union[i] > 0 else None)
-    return out
+    seen = set(int(s) for s in seen_labels) | {0}
+    return [float(tp[i] / union[i]) if i in seen and union[i] > 0 else None for i in range(c.shape[0])]
 
 
 def mean_of(values: Sequence[float | None]) -> float | None:
@@ -47,58 +77,108 @@ def mean_of(values: Sequence[float | None]) -> float | None:
     return sum(v) / len(v) if v else None
 
 
+def view_metrics(conf: Sequence[Sequence[int]] | torch.Tensor, seen_labels: Sequence[int], view: str) -> dict[str, Any]:
+    """``iou_per_label``, ``miou_bg`` and ``miou`` of one view of a full-label-space confusion."""
+    ious = iou_per_label(fold(conf, seen_labels, view), seen_labels)
+    digits = sorted(set(int(s) for s in seen_labels) - {0})
+    return {"iou_per_label": ious,
+            "miou_bg": mean_of([ious[lab] for lab in [0] + digits]),
+            "miou": mean_of([ious[lab] for lab in digits])}
+
+
 def step_metrics(conf: torch.Tensor, seen_labels: Sequence[int]) -> dict[str, Any]:
-    """The per-task entry of ``steps``: confusion, iou_per_label, miou_bg, miou."""
-    ious = iou_per_label(conf, seen_labels)
-    digits = [lab for lab in seen_labels if lab != 0]
-    return {
-        "confusion": torch.as_tensor(conf).cpu().to(torch.int64).tolist(),
-        "iou_per_label": ious,
-        "miou_bg": mean_of([ious[lab] for lab in sorted(set(seen_labels) | {0})]),
-        "miou": mean_of([ious[lab] for lab in digits]),
-    }
+    """The per-step entry of ``steps``: the full confusion, every view, and the headline view's
+    ``iou_per_label`` / ``miou_bg`` / ``miou`` at the top level."""
+    views = {v: view_metrics(conf, seen_labels, v) for v in VIEWS}
+    return {"confusion": torch.as_tensor(conf).cpu().to(torch.int64).tolist(), **views[HEADLINE_VIEW],
+            "views": views}
 
 
 def _mean_labels(ious: Sequence[float | None], labels: Sequence[int]) -> float | None:
     return mean_of([ious[lab] for lab in labels])
 
 
-def summarize(steps: list[dict[str, Any]], tasks: Sequence[Sequence[int]], *, step_tasks: Sequence[int] | None = None) -> dict[str, Any]:
-    """R matrix and ``final`` block from the per-step metrics.
-
-    ``tasks``: digits per task (incremental protocol). ``step_tasks[i]``: the last task whose classes
-    step i has seen (default i; the joint run has one step that has seen every task).
-    """
+def r_matrix(step_ious: Sequence[Sequence[float | None]], tasks: Sequence[Sequence[int]],
+             step_tasks: Sequence[int]) -> list[list[float | None]]:
+    """R[i][k]: mean IoU of task k's digits after step i (``None`` where step i has not seen task k)."""
     T = len(tasks)
-    step_tasks = list(range(len(steps))) if step_tasks is None else list(step_tasks)
-    task_labels = [[d + 1 for d in ds] for ds in tasks]
-    R: list[list[float | None]] = []
-    for s, st in zip(steps, step_tasks):
-        R.append([_mean_labels(s["iou_per_label"], task_labels[k]) if k <= st else None for k in range(T)])
-    last = steps[-1]["iou_per_label"]
-    old = [lab for k in range(T - 1) for lab in task_labels[k]]
-    new = task_labels[T - 1]
-    forgetting: dict[str, float] = {}
-    if len(steps) > 1:
-        for k in range(T - 1):
-            for lab in task_labels[k]:
-                hist = [s["iou_per_label"][lab] for s in steps[:-1] if s["iou_per_label"][lab] is not None]
-                if hist and last[lab] is not None:
-                    forgetting[str(lab - 1)] = max(hist) - last[lab]
+    labels = [[d + 1 for d in ds] for ds in tasks]
+    return [[_mean_labels(ious, labels[k]) if k <= st else None for k in range(T)]
+            for ious, st in zip(step_ious, step_tasks)]
+
+
+def forgetting_per_task(R: Sequence[Sequence[float | None]]) -> dict[str, float]:
+    """Chaudhry et al. (2018): for each task k < T-1, max over steps l in [k, T-2] of R[l][k] - R[T-1][k]."""
+    T = len(R)
+    out: dict[str, float] = {}
+    for k in range(T - 1):
+        hist = [R[l][k] for l in range(k, T - 1) if R[l][k] is not None]
+        if hist and R[T - 1][k] is not None:
+            out[str(k)] = max(hist) - R[T - 1][k]
+    return out
+
+
+def forgetting_per_class(step_ious: Sequence[Sequence[float | None]], tasks: Sequence[Sequence[int]]) -> dict[str, float]:
+    """Per digit learned before the last task: max IoU over earlier steps - final IoU (keys = digits)."""
+    last = step_ious[-1]
+    out: dict[str, float] = {}
+    for ds in tasks[:-1]:
+        for d in ds:
+            hist = [s[d + 1] for s in step_ious[:-1] if s[d + 1] is not None]
+            if hist and last[d + 1] is not None:
+                out[str(d)] = max(hist) - last[d + 1]
+    return out
+
+
+def final_metrics(steps: list[dict[str, Any]], tasks: Sequence[Sequence[int]], view: str, *,
+                  step_tasks: Sequence[int]) -> tuple[list[list[float | None]], dict[str, Any]]:
+    """(R, final block) of one view; see the module docstring for every key."""
+    vs = [s["views"][view] for s in steps]
+    ious = [v["iou_per_label"] for v in vs]
+    T = len(tasks)
+    R = r_matrix(ious, tasks, step_tasks)
+    lab = [[d + 1 for d in ds] for ds in tasks]
+    old = [x for k in range(T - 1) for x in lab[k]]
+    new = lab[T - 1]
+    first = lab[0]
+    later = [x for k in range(1, T) for x in lab[k]]
+    last = ious[-1]
+    incremental = len(steps) > 1
+    f_task = forgetting_per_task(R) if incremental else {}
+    f_class = forgetting_per_class(ious, tasks) if incremental else {}
     final = {
-        "miou_bg": steps[-1]["miou_bg"],
-        "miou": steps[-1]["miou"],
-        "old": _mean_labels(last, old),
-        "new": _mean_labels(last, new),
-        "old_bg": _mean_labels(last, [0] + old),
-        "new_bg": _mean_labels(last, [0] + new),
-        "avg_inc_miou_bg": mean_of([s["miou_bg"] for s in steps]),
-        "avg_inc_miou": mean_of([s["miou"] for s in steps]),
-        "forgetting_per_class": forgetting,
-        "forgetting": mean_of(list(forgetting.values())),
-        "task0_miou_bg": steps[0]["miou_bg"],
+        "miou_bg": vs[-1]["miou_bg"], "miou": vs[-1]["miou"],
+        "old": _mean_labels(last, old), "new": _mean_labels(last, new),
+        "old_bg": _mean_labels(last, [0] + old), "new_bg": _mean_labels(last, [0] + new),
+        "first": _mean_labels(last, first), "first_bg": _mean_labels(last, [0] + first),
+        "later": _mean_labels(last, later), "later_bg": _mean_labels(last, [0] + later),
+        "avg_inc_miou_bg": mean_of([v["miou_bg"] for v in vs]), "avg_inc_miou": mean_of([v["miou"] for v in vs]),
+        "forgetting_task": mean_of(list(f_task.values())) if f_task else None,
+        "forgetting_task_each": f_task,
+        "forgetting_class": mean_of(list(f_class.values())) if f_class else None,
+        "forgetting_class_each": f_class,
+        "task0_miou_bg": vs[0]["miou_bg"] if incremental else None,
     }
+    return R, final
+
+
+def summarize(steps: list[dict[str, Any]], tasks: Sequence[Sequence[int]], *,
+              step_tasks: Sequence[int] | None = None) -> dict[str, Any]:
+    """``{"R": {view: R}, "final": {view: block}}`` from the per-step metrics.
+
+    ``tasks``: digits per task. ``step_tasks[i]``: the last task whose classes step i has seen (default i;
+    the joint run has one step that has seen every task)."""
+    st = list(range(len(steps))) if step_tasks is None else list(step_tasks)
+    R: dict[str, Any] = {}
+    final: dict[str, Any] = {}
+    for v in VIEWS:
+        R[v], final[v] = final_metrics(steps, tasks, v, step_tasks=st)
     return {"R": R, "final": final}
+
+
+def recompute_step(conf: Sequence[Sequence[int]], classes_seen: Sequence[int]) -> dict[str, Any]:
+    """The metrics of a step recomputed from its stored confusion (used by result validation)."""
+    return step_metrics(torch.as_tensor(conf, dtype=torch.int64), [0] + [d + 1 for d in classes_seen])
 
 
 def isfinite_or_none(x: float | None) -> bool:

@@ -12,18 +12,20 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from . import __version__
-from .artifacts import (RESULT_SCHEMA, atomic_save_safetensors, atomic_write_text, env_info, git_commit,
-                        load_checkpoint, save_checkpoint)
+from .artifacts import (atomic_save_safetensors, atomic_write_text, env_info, git_commit, load_checkpoint,
+                        save_checkpoint)
 from .config import TrainConfig
-from .data import config_name, content_hashes, dataset_info, load_task_data, resolve_tasks
+from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, load_eval_pool, load_joint_train,
+                   load_task_data, resolve_tasks)
 from .methods import METHODS, Method, get_method
-from .metrics import NUM_LABELS, step_metrics, summarize, update_confusion
+from .metrics import HEADLINE_VIEW, NUM_LABELS, VIEWS, step_metrics, summarize, update_confusion
 from .model import SimpleSegNet, grow_head
 
 ProgressCb = Callable[[float], None]
@@ -72,9 +74,9 @@ def make_generator(seed: int, device: torch.device, *parts: Any) -> torch.Genera
 
 
 def trace_epochs(epochs: int, every: int) -> list[int]:
-    """1-based epochs whose test confusion ``--trace`` records: every ``every``-th (0 = auto, about 20
-    per task) and always the last."""
-    k = every if every > 0 else max(1, math.ceil(epochs / 20))
+    """1-based epochs whose pool confusion ``--trace`` records: every ``every``-th (0 = auto, about 4 per
+    task: each frame scores the whole evaluation pool) and always the last."""
+    k = every if every > 0 else max(1, math.ceil(epochs / 4))
     return sorted(set(range(k, epochs + 1, k)) | {epochs})
 
 
@@ -98,10 +100,41 @@ def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple
 
 
 # ----------------------------------------------------------------------------- train / eval primitives
+def make_scheduler(opt: torch.optim.Optimizer, *, schedule: str, lr: float, warmup: float,
+                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-batch learning-rate schedule of one task (``None`` for a constant lr without warm-up).
+
+    ``onecycle``: torch's ``OneCycleLR`` (peak ``lr``, ``pct_start=warmup``, cosine annealing, its default
+    momentum cycling of Adam's beta1). ``cosine``: linear warm-up over ``warmup`` of the steps, then cosine
+    decay to 0. ``constant``: linear warm-up, then ``lr``."""
+    total = max(1, int(total_steps))
+    if schedule == "onecycle":
+        if warmup <= 0:
+            raise ValueError("the onecycle schedule needs warmup > 0 (its pct_start)")
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=warmup)
+    n_warm = int(round(warmup * total))
+    if schedule == "constant" and n_warm == 0:
+        return None
+
+    def factor(i: int) -> float:
+        if i < n_warm:
+            return (i + 1) / n_warm
+        if schedule == "constant":
+            return 1.0
+        p = (i - n_warm) / max(1, total - n_warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, p)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Callable[..., torch.Tensor],
-              lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """One optimisation step on uint8 batches; returns the detached loss (no host sync)."""
-    amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike (opt-in)
+              lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device,
+              total_steps: int = 1) -> Callable[..., torch.Tensor]:
+    """One optimisation step on uint8 batches: ``step(x, y, t=None)``; returns the detached loss (no host sync).
+
+    ``t``: cached old-model logits of the batch (teacher caching); without it the frozen ``old_model`` (if
+    any) runs on the batch."""
+    amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(cfg.cudnn_benchmark)
     if cfg.channels_last:  # in place; values unchanged (checkpoints store contiguous copies)
@@ -109,66 +142,100 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
         if old_model is not None:
             old_model.to(memory_format=torch.channels_last)
 
-    def fwd_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def fwd_loss(xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor | None) -> torch.Tensor:
         x = xb.unsqueeze(1).float().div(255.0)
         y = lut[yb.long()]
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             z = model(x)
-            t = None
-            if old_model is not None:
+            t = tb
+            if t is None and old_model is not None:
                 with torch.no_grad():
                     t = old_model(x)
         return loss_fn(z.float(), y, None if t is None else t.float(), c_old=c_old, kd_lambda=cfg.kd_lambda)
 
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = fwd_loss
+    fn: Callable[..., torch.Tensor] = fwd_loss
     if cfg.compile:
         fn = torch.compile(fwd_loss, mode="reduce-overhead" if cfg.cuda_graphs else None, dynamic=False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **({"fused": True} if device.type == "cuda" else {}))
+    sched = make_scheduler(opt, schedule=cfg.schedule, lr=cfg.lr, warmup=cfg.warmup, total_steps=total_steps)
     graphs = bool(cfg.compile and cfg.cuda_graphs and device.type == "cuda")
 
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def step(xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor | None = None) -> torch.Tensor:
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        loss = fn(xb, yb)
+        loss = fn(xb, yb, tb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         return loss.detach().clone() if graphs else loss.detach()
 
+    step.optimizer = opt  # type: ignore[attr-defined]
     return step
 
 
-def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor, masks: torch.Tensor,
-                *, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """One epoch over a device-resident uint8 split in an on-device random order; per-step losses (device)."""
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimisation steps in one epoch over ``n`` images (the last batch may be partial)."""
+    return math.ceil(n / batch_size)
+
+
+def train_epoch(step: Callable[..., torch.Tensor], images: torch.Tensor, masks: torch.Tensor,
+                *, batch_size: int, generator: torch.Generator, teacher: torch.Tensor | None = None) -> torch.Tensor:
+    """One epoch over a device-resident uint8 split in an on-device random order; per-step losses (device).
+
+    ``teacher``: cached old-model logits aligned with ``images`` (gathered with the same indices)."""
     n = images.shape[0]
     perm = torch.randperm(n, generator=generator, device=images.device)
-    nb = math.ceil(n / batch_size)
+    nb = steps_per_epoch(n, batch_size)
     losses = torch.empty(nb, device=images.device)
     for b in range(nb):
         idx = perm[b * batch_size:(b + 1) * batch_size]
-        losses[b] = step(images[idx], masks[idx])
+        losses[b] = step(images[idx], masks[idx]) if teacher is None else step(images[idx], masks[idx], teacher[idx])
     return losses
 
 
 @torch.inference_mode()
-def predict_labels(model: SimpleSegNet, images: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int) -> torch.Tensor:
+def teacher_logits(old_model: SimpleSegNet, images: torch.Tensor, *, batch_size: int, amp: bool) -> torch.Tensor:
+    """The frozen old model's logits for every image, computed once per task (teacher caching).
+
+    Stored as bf16 when training runs under bf16 autocast (that is what the old model outputs there), else fp32.
+    Without augmentation the logits are a fixed function of the image, so this equals running the old model
+    on every batch up to float rounding."""
+    dev = images.device
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
+            out.append(old_model(x).to(torch.bfloat16 if amp else torch.float32).contiguous())
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def predict_labels(model: SimpleSegNet, images: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int,
+                   amp: bool = False) -> torch.Tensor:
     """Predicted labels (uint8, label space) for uint8 images."""
     out = []
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        out.append(ch2lab[model(x).argmax(1)].to(torch.uint8))
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
+            z = model(x)
+        out.append(ch2lab[z.float().argmax(1)].to(torch.uint8))
     return torch.cat(out) if out else torch.empty((0,) + tuple(images.shape[1:]), dtype=torch.uint8, device=images.device)
 
 
 @torch.inference_mode()
-def confusion(model: SimpleSegNet, images: torch.Tensor, masks: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int) -> torch.Tensor:
-    """11x11 int64 confusion (rows = true label, cols = predicted label) accumulated on the device."""
+def confusion(model: SimpleSegNet, images: torch.Tensor, masks: torch.Tensor, ch2lab: torch.Tensor, *,
+              batch_size: int, amp: bool = False) -> torch.Tensor:
+    """11x11 int64 confusion (rows = true label, cols = predicted label) accumulated on the device.
+
+    With ``masks`` = the pool's ``full_mask`` this is the full-label-space matrix every view is folded from."""
     conf = torch.zeros(NUM_LABELS, NUM_LABELS, dtype=torch.int64, device=images.device)
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        pred = ch2lab[model(x).argmax(1)]
-        update_confusion(conf, masks[i:i + batch_size], pred)
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
+            z = model(x)
+        update_confusion(conf, masks[i:i + batch_size], ch2lab[z.float().argmax(1)])
     return conf
 
 
@@ -200,11 +267,25 @@ class _Trace:
         self.panel_pred = list(t["panel_pred"].unbind(0)) if t["panel_pred"].dim() == 4 else []
 
 
-def _task0_key(cfg: TrainConfig, seed: int, device: torch.device, trace: bool, hashes: dict[str, str]) -> str:
+def code_fingerprint() -> str:
+    """SHA-256 of the baselines package's source files (catches code changes that git metadata may not)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def task0_key(cfg: TrainConfig, seed: int, device: torch.device, trace: bool, hashes: dict[str, str]) -> str:
+    """Key of the shared task-0 checkpoint: everything that can change the task-0 weights or what the file
+    holds (config minus method-only fields, seed, device type, trace flag, data hashes, package version, git
+    commit with dirty marker, a hash of the package's source, torch version, thread count, precision)."""
     d = cfg.to_dict()
-    for k in ("kd_lambda", "share_task0"):  # do not influence task 0
+    for k in ("kd_lambda", "share_task0", "teacher_cache"):  # do not influence task 0
         d.pop(k)
-    blob = json.dumps({"cfg": d, "seed": seed, "device": device.type, "trace": trace, "data": hashes}, sort_keys=True)
+    blob = json.dumps({"cfg": d, "seed": seed, "device": device.type, "trace": trace, "data": hashes,
+                       "package": __version__, "commit": git_commit(), "code": code_fingerprint(),
+                       "torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "precision": cfg.precision}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -224,9 +305,11 @@ def run_one(
 ) -> dict[str, Any]:
     """Train one method with one seed through every task; write and return the result JSON dict.
 
-    Files under ``out_dir``: ``{stem}.json``, ``{stem}.trace.safetensors`` (with ``trace``), per-task
-    checkpoints in ``checkpoints/{stem}/step{i}.safetensors`` and the shared task-0 checkpoints in
-    ``checkpoints/_shared/``. ``progress_cb(units)`` receives progress in task units (total = #tasks).
+    Every step is scored on the same fixed evaluation pool (``cfg.eval_split``; a fixed seeded subset of it
+    with ``cfg.max_test``) in the full label space. Files under ``out_dir``: ``{stem}.json``,
+    ``{stem}.trace.safetensors`` (with ``trace``), per-task checkpoints in ``checkpoints/{stem}/step{i}.safetensors``
+    and the shared task-0 checkpoints in ``checkpoints/_shared/``. ``progress_cb(units)`` receives progress in
+    task units (total = #tasks).
     """
     meth = get_method(method) if isinstance(method, str) else method
     seed = check_seed(seed)
@@ -243,27 +326,22 @@ def run_one(
     cfg_dict = cfg.to_dict()
 
     if resume and result_path.exists():
-        res = json.loads(result_path.read_text())
+        from .results import load_result
+
+        res = load_result(result_path)
         if res.get("config") == cfg_dict:
             if progress_cb:
                 progress_cb(float(T))
             return res
         raise ValueError(f"{result_path} exists with a different config; delete it or run without --resume")
 
-    # ---- the steps of this run: (task index, config name, classes seen up to, epochs)
-    def rows(c: str) -> int:
-        n = int(info["configs"][c]["train"]["num_rows"])
-        return n if cfg.max_train is None else min(n, cfg.max_train)
-
+    # ---- the steps of this run: (task index, classes seen up to, epochs)
     if meth.joint:
-        n_inc = sum(rows(config_name(cfg.mode, t)) for t in range(T))
-        n_joint = rows("joint") if cfg.max_train is None else min(int(info["configs"]["joint"]["train"]["num_rows"]), cfg.max_train * T)
-        epochs_joint = max(1, round(cfg.epochs * n_inc / n_joint))
-        plan = [(0, "joint", T - 1, epochs_joint)]
-        used = ["joint", config_name(cfg.mode, T - 1)]
+        plan = [(0, T - 1, cfg.epochs)]  # T·N images x epochs = the incremental runs' image-steps
     else:
-        plan = [(t, config_name(cfg.mode, t), t, cfg.epochs) for t in range(T)]
-        used = [config_name(cfg.mode, t) for t in range(T)]
+        plan = [(t, t, cfg.epochs) for t in range(T)]
+    used = [(config_name(cfg.mode, t), "train") for t in range(T)]
+    used += [(c, cfg.eval_split) for c in eval_pool_configs(cfg.mode, T, cfg.eval_split)]
     hashes = content_hashes(info, used)
 
     bar = None
@@ -273,15 +351,14 @@ def run_one(
         progress_cb = bar.update
     report: ProgressCb = progress_cb or (lambda u: None)
 
-    # ---- model, trace panel
+    # ---- model, evaluation pool, trace panel
     model = SimpleSegNet(1 + len(tasks[0]) if not meth.joint else 1 + sum(map(len, tasks)), width=cfg.width,
                          generator=make_generator(seed, torch.device("cpu"), "init")).to(dev)
+    pool_x, pool_y = load_eval_pool(mode=cfg.mode, n_tasks=T, split=cfg.eval_split, max_n=cfg.max_test,
+                                    path=cfg.dataset_path, device=dev, cache_dir=cache_dir)
     tr = _Trace() if trace else None
-    panel_images = panel_masks = None
-    if trace:
-        panel_images, panel_masks = load_task_data(task=T - 1, split="test", mode=cfg.mode, path=cfg.dataset_path,
-                                                   limit=cfg.trace_panel, device=dev, cache_dir=cache_dir,
-                                                   mask_column="full_mask")
+    panel_images = pool_x[:cfg.trace_panel] if trace else None
+    panel_masks = pool_y[:cfg.trace_panel] if trace else None
     steps: list[dict[str, Any]] = []
     walls: list[float] = []
     start_i = 0
@@ -308,7 +385,7 @@ def run_one(
         steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], prog["shared_task0"]
         if tr is not None:
             if "epoch_confusion" not in extra:
-                raise ValueError(f"checkpoint {path} has no trace; resume without --trace or rerun from scratch")
+                raise ValueError(f"checkpoint {path} has no trace; resume without --resume's --trace or rerun from scratch")
             tr.load(extra)
 
     if resume:
@@ -322,15 +399,16 @@ def run_one(
         for p in ckdir.glob("step*.safetensors"):
             p.unlink()
 
+    ctx = _RunContext(meth=meth, model=model, tasks=tasks, cfg=cfg, seed=seed, dev=dev, tr=tr,
+                      pool_x=pool_x, pool_y=pool_y, panel_images=panel_images, cache_dir=cache_dir, steps=steps)
     try:
         for i in range(start_i, len(plan)):
-            t, cname, seen_upto, epochs = plan[i]
+            t, seen_upto, epochs = plan[i]
             t0 = time.perf_counter()
-            lut, ch2lab = label_maps(tasks, seen_upto, dev)
             units = (T if meth.joint else 1.0) / epochs
             shared_path = None
             if i == 0 and not meth.joint and cfg.share_task0:
-                key = _task0_key(cfg, seed, dev, trace, hashes)
+                key = task0_key(cfg, seed, dev, trace, hashes)
                 shared_path = out / "checkpoints" / "_shared" / f"task0-{cfg.setting}-{cfg.mode}-seed{seed}-{key}.safetensors"
             lock = None
             if shared_path is not None:
@@ -339,16 +417,20 @@ def run_one(
                 lock = FileLock(str(shared_path) + ".lock")
                 lock.acquire()
             try:
+                reused = False
                 if shared_path is not None and shared_path.exists():
-                    restore_shared(shared_path, model, tr, dev)
-                    prog = load_checkpoint(shared_path)[3]
-                    steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], True
-                    report(1.0)
-                else:
-                    _train_step_i(meth=meth, model=model, i=i, t=t, cname=cname, epochs=epochs, seen_upto=seen_upto,
-                                  tasks=tasks, lut=lut, ch2lab=ch2lab, cfg=cfg, seed=seed, dev=dev, tr=tr,
-                                  panel_images=panel_images, report=lambda: report(units), cache_dir=cache_dir,
-                                  steps=steps)
+                    try:
+                        prog = restore_shared(shared_path, model, tr, dev)
+                    except ValueError as e:  # a damaged shared file is recomputed, never fatal for later runs
+                        import warnings
+                        warnings.warn(f"{e}; recomputing the shared task-0 checkpoint", stacklevel=2)
+                    else:
+                        steps[:] = prog["steps"]
+                        walls[:] = prog["wall_time_per_task_s"]
+                        shared_task0 = reused = True
+                        report(1.0)
+                if not reused:
+                    _train_step_i(ctx, t=t, epochs=epochs, seen_upto=seen_upto, report=lambda: report(units))
                     walls.append(time.perf_counter() - t0)
                     if shared_path is not None:
                         save_step(shared_path)
@@ -361,12 +443,22 @@ def run_one(
             bar.close()
 
     # ---- result
-    summ = summarize(steps, tasks, step_tasks=[p[2] for p in plan])
+    from .results import RESULT_SCHEMA
+
+    summ = summarize(steps, tasks, step_tasks=[p[1] for p in plan])
     result: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
         "method": meth.name, "seed": seed, "setting": cfg.setting, "mode": cfg.mode, "preset": preset,
+        "precision": cfg.precision,
         "config": cfg_dict,
+        "protocol": cfg.protocol(),
+        "method_protocol": meth.protocol_values(),
         "dataset": {"version": info.get("version"), "content_sha256": hashes},
+        "evaluation": {"split": cfg.eval_split, "pool_configs": eval_pool_configs(cfg.mode, T, cfg.eval_split),
+                       "num_images": int(pool_x.shape[0]), "num_pixels": int(pool_y.numel()),
+                       "pool_num_images": sum(int(info["configs"][c][cfg.eval_split]["num_rows"])
+                                              for c in eval_pool_configs(cfg.mode, T, cfg.eval_split)),
+                       "views": list(VIEWS), "headline_view": HEADLINE_VIEW},
         "package_version": __version__,
         "git_commit": git_commit(),
         "env": env_info(dev),
@@ -385,49 +477,86 @@ def run_one(
         tt["panel_images"] = panel_images
         tt["panel_full_masks"] = panel_masks
         atomic_save_safetensors(out / f"{stem}.trace.safetensors", tt,
-                                {"result": result_path.name, "method": meth.name, "seed": str(seed)})
+                                {"result": result_path.name, "method": meth.name, "seed": str(seed),
+                                 "run_id": run_id(result)})
+    result["run_id"] = run_id(result)
     atomic_write_text(result_path, json.dumps(result, indent=1) + "\n")
     return result
 
 
-def restore_shared(path: Path, model: SimpleSegNet, tr: _Trace | None, dev: torch.device) -> None:
-    """Load the shared task-0 checkpoint's weights (and trace) into ``model`` / ``tr``."""
-    state, extra, _, _ = load_checkpoint(path)
+def run_id(result: dict[str, Any]) -> str:
+    """Identity of a run: hash of method, seed, resolved config, dataset hashes and code version. A trace is
+    bound to the result JSON with the same id."""
+    blob = json.dumps({k: result.get(k) for k in ("method", "seed", "config", "dataset", "package_version",
+                                                   "git_commit")}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def restore_shared(path: Path, model: SimpleSegNet, tr: _Trace | None, dev: torch.device) -> dict[str, Any]:
+    """Load the shared task-0 checkpoint's weights (and trace) into ``model`` / ``tr``; returns its progress."""
+    state, extra, _, prog = load_checkpoint(path)
     model.load_state_dict({k: v.to(dev) for k, v in state.items()})
     if tr is not None:
         tr.load(extra)
+    return prog
 
 
-def _train_step_i(*, meth: Method, model: SimpleSegNet, i: int, t: int, cname: str, epochs: int, seen_upto: int,
-                  tasks: list[list[int]], lut: torch.Tensor, ch2lab: torch.Tensor, cfg: TrainConfig, seed: int,
-                  dev: torch.device, tr: _Trace | None, panel_images: torch.Tensor | None,
-                  report: Callable[[], None], cache_dir: str | None, steps: list[dict[str, Any]]) -> None:
-    """Grow the head (t > 0), train ``epochs`` epochs on ``cname``, evaluate on its test split."""
-    task_arg = None if meth.joint else t
-    limit_train = cfg.max_train * len(tasks) if (meth.joint and cfg.max_train) else cfg.max_train
-    images, masks = load_task_data(task=task_arg, split="train", mode=cfg.mode, path=cfg.dataset_path,
-                                   limit=limit_train, device=dev, cache_dir=cache_dir)
-    test_x, test_y = load_task_data(task=task_arg, split="test", mode=cfg.mode, path=cfg.dataset_path,
-                                    limit=cfg.max_test, device=dev, cache_dir=cache_dir)
+@dataclass
+class _RunContext:
+    """What every step of one run shares."""
+
+    meth: Method
+    model: SimpleSegNet
+    tasks: list[list[int]]
+    cfg: TrainConfig
+    seed: int
+    dev: torch.device
+    tr: _Trace | None
+    pool_x: torch.Tensor
+    pool_y: torch.Tensor
+    panel_images: torch.Tensor | None
+    cache_dir: str | None
+    steps: list[dict[str, Any]]
+
+
+def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int, report: Callable[[], None]) -> None:
+    """Grow the head (t > 0), train ``epochs`` epochs on task ``t`` (joint: on every task), evaluate on the pool."""
+    meth, model, cfg, dev, tasks, tr = ctx.meth, ctx.model, ctx.cfg, ctx.dev, ctx.tasks, ctx.tr
+    amp = bool(cfg.amp_bf16)
+    lut, ch2lab = label_maps(tasks, seen_upto, dev)
+    if meth.joint:
+        images, masks = load_joint_train(mode=cfg.mode, n_tasks=len(tasks), limit=cfg.max_train,
+                                         path=cfg.dataset_path, device=dev, cache_dir=ctx.cache_dir)
+    else:
+        images, masks = load_task_data(task=t, split="train", mode=cfg.mode, path=cfg.dataset_path,
+                                       limit=cfg.max_train, device=dev, cache_dir=ctx.cache_dir)
     old_model = None
+    teacher = None
     c_old = model.num_classes
     if t > 0:
         if meth.uses_old_model:
             old_model = copy.deepcopy(model).eval()
             for p in old_model.parameters():
                 p.requires_grad_(False)
-        grow_head(model, len(tasks[t]), generator=make_generator(seed, torch.device("cpu"), "head", t),
+            if cfg.channels_last:
+                old_model.to(memory_format=torch.channels_last)
+            if cfg.teacher_cache:
+                teacher = teacher_logits(old_model, images, batch_size=cfg.eval_batch_size, amp=amp)
+        grow_head(model, len(tasks[t]), generator=make_generator(ctx.seed, torch.device("cpu"), "head", t),
                   balanced=meth.balanced_init)
     loss_fn = meth.loss if (t > 0 or meth.joint) else METHODS["naive"].loss
     if cfg.compile:
         torch.compiler.reset()  # the head changed shape: start from a clean compile cache
-    step = make_step(model, old_model, loss_fn, lut, cfg=cfg, c_old=c_old, device=dev)
-    gen = make_generator(seed, dev, "shuffle", "joint" if meth.joint else t)
+    total = epochs * steps_per_epoch(images.shape[0], cfg.batch_size)
+    step = make_step(model, None if teacher is not None else old_model, loss_fn, lut, cfg=cfg, c_old=c_old,
+                     device=dev, total_steps=total)
+    gen = make_generator(ctx.seed, dev, "shuffle", "joint" if meth.joint else t)
     seen_labels = ch2lab.tolist()
     recorded = set(trace_epochs(epochs, cfg.trace_every))
+    conf = None
     for e in range(1, epochs + 1):
         model.train()
-        losses = train_epoch(step, images, masks, batch_size=cfg.batch_size, generator=gen)
+        losses = train_epoch(step, images, masks, batch_size=cfg.batch_size, generator=gen, teacher=teacher)
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
             bad = int((~finite).nonzero()[0, 0])
@@ -437,17 +566,21 @@ def _train_step_i(*, meth: Method, model: SimpleSegNet, i: int, t: int, cname: s
                 f"step {bad} of the epoch (step {(e - 1) * nb + bad} of the task)")
         if tr is not None and e in recorded:
             model.eval()
-            tr.conf.append(confusion(model, test_x, test_y, ch2lab, batch_size=cfg.eval_batch_size).cpu())
+            conf = confusion(model, ctx.pool_x, ctx.pool_y, ch2lab, batch_size=cfg.eval_batch_size, amp=amp).cpu()
+            tr.conf.append(conf)
             tr.task.append(t)
             tr.index.append(e)
             tr.loss.append(float(losses.mean()))
         report()
+    del teacher
     model.eval()
-    conf = confusion(model, test_x, test_y, ch2lab, batch_size=cfg.eval_batch_size)
-    entry = {"task": t}
+    if conf is None or tr is None or tr.index[-1] != epochs:
+        conf = confusion(model, ctx.pool_x, ctx.pool_y, ch2lab, batch_size=cfg.eval_batch_size, amp=amp)
+    entry: dict[str, Any] = {"task": t}
     entry.update(step_metrics(conf, seen_labels))
     entry["classes_seen"] = [d for ts in tasks[: seen_upto + 1] for d in ts]
     entry["epochs"] = epochs
-    steps.append(entry)
-    if tr is not None and panel_images is not None:
-        tr.panel_pred.append(predict_labels(model, panel_images, ch2lab, batch_size=cfg.eval_batch_size).cpu())
+    ctx.steps.append(entry)
+    if tr is not None and ctx.panel_images is not None:
+        tr.panel_pred.append(predict_labels(model, ctx.panel_images, ch2lab, batch_size=cfg.eval_batch_size,
+                                            amp=amp).cpu())

@@ -1,0 +1,148 @@
+"""The one home of the result format: schema, loading with checks, conversion of old versions, grouping by
+protocol and aggregation over seeds. Used by the leaderboard, ``targets``, ``progress``, ``validate`` and the
+report.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+RESULT_SCHEMA = "cemnist-baselines-result/2"
+SCHEMA_PREFIX = "cemnist-baselines-result/"
+# Older schemas and why they cannot be converted (readers refuse them with this reason).
+UNCONVERTIBLE: dict[str, str] = {
+    "cemnist-baselines-result/1": (
+        "schema 1 scored step t on task t's growing test split (not one fixed pool) and stored the confusion in "
+        "that step's label view only, so its numbers cannot be recomputed on the fixed pool; rerun the run with "
+        "this version of cemnist-baselines"),
+}
+REQUIRED_KEYS = ("schema", "method", "seed", "setting", "mode", "preset", "precision", "config", "protocol",
+                 "dataset", "evaluation", "env", "tasks", "steps", "R", "final", "wall_time_per_task_s")
+# Methods in this order first (lower bound, distillation, MiB, upper bound), others alphabetically.
+METHOD_ORDER = ("naive", "kd", "ilt", "pl", "mib", "plop", "replay", "joint")
+
+
+class ResultError(ValueError):
+    """A result file that cannot be used; the message names the file and what is wrong."""
+
+
+def method_sort_key(method: str) -> tuple[int, str]:
+    """Sort key putting known methods in a fixed order."""
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def is_result_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a JSON file that claims to be a run result (has a ``cemnist-baselines-result/*``
+    schema) — used to tell results from other JSON files (an unreadable ``*.json`` counts as a result, so that
+    damage is reported instead of skipped)."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return isinstance(d, dict) and str(d.get("schema", "")).startswith(SCHEMA_PREFIX)
+
+
+def check_result(d: Any, *, name: str = "result") -> dict[str, Any]:
+    """Structural checks of a parsed result (schema version, keys, per-step shapes); returns ``d``."""
+    if not isinstance(d, dict):
+        raise ResultError(f"{name}: a result must be a JSON object, got {type(d).__name__}")
+    schema = d.get("schema")
+    if schema in UNCONVERTIBLE:
+        raise ResultError(f"{name}: result schema {schema!r} is not supported: {UNCONVERTIBLE[schema]}")
+    if schema != RESULT_SCHEMA:
+        raise ResultError(f"{name}: unknown result schema {schema!r}; this version reads {RESULT_SCHEMA!r}")
+    missing = [k for k in REQUIRED_KEYS if k not in d]
+    if missing:
+        raise ResultError(f"{name}: result is missing the keys {missing} (written by another tool or truncated?)")
+    steps = d["steps"]
+    if not isinstance(steps, list) or not steps:
+        raise ResultError(f"{name}: result has no steps")
+    for i, s in enumerate(steps):
+        conf = s.get("confusion") if isinstance(s, dict) else None
+        if not (isinstance(conf, list) and len(conf) == 11 and all(isinstance(r, list) and len(r) == 11 for r in conf)):
+            raise ResultError(f"{name}: steps[{i}].confusion must be an 11x11 list of counts")
+        iou = s.get("iou_per_label")
+        if not isinstance(iou, list) or len(iou) != 11:
+            raise ResultError(f"{name}: steps[{i}].iou_per_label must be a list of 11 values")
+    return d
+
+
+def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and check one result JSON; adds ``_path``. Errors name the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ResultError(f"{p}: cannot read the result file ({e.strerror or e})") from e
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ResultError(f"{p}: damaged result JSON ({e.msg} at line {e.lineno}); delete it and rerun the run "
+                          f"(or restore it from version control)") from e
+    check_result(d, name=str(p))
+    d["_path"] = str(p)
+    return d
+
+
+def load_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every result in ``results_dir`` (``*.json`` files of the result schema; other JSON files are skipped,
+    damaged or old-schema results are an error naming the file)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist (or is not a folder)")
+    return [load_result(p) for p in sorted(root.glob("*.json")) if is_result_file(p)]
+
+
+def protocol_key(r: Mapping[str, Any]) -> dict[str, Any]:
+    """What a leaderboard row is keyed by: method, setting, mode, the protocol fields, method-specific
+    protocol values, dataset version and content hashes, and the device type. Speed options never enter."""
+    return {"method": r["method"], "setting": r["setting"], "mode": r["mode"], "protocol": r["protocol"],
+            "method_protocol": r.get("method_protocol", {}), "dataset": r["dataset"],
+            "device": r["env"].get("device")}
+
+
+def protocol_id(r: Mapping[str, Any]) -> str:
+    """Short hash of the run's protocol (without method and device): equal for every method of one board."""
+    k = protocol_key(r)
+    blob = json.dumps({"setting": k["setting"], "mode": k["mode"], "protocol": k["protocol"],
+                       "dataset": k["dataset"]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def group_runs(results: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Runs grouped by :func:`protocol_key` (each group sorted by seed); duplicate seeds are a ValueError."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(json.dumps(protocol_key(r), sort_keys=True), []).append(r)
+    out = []
+    for runs in groups.values():
+        runs = sorted(runs, key=lambda r: int(r["seed"]))
+        seeds = [int(r["seed"]) for r in runs]
+        if len(set(seeds)) != len(seeds):
+            files = [r.get("_path", "?") for r in runs]
+            raise ValueError(f"duplicate seeds {seeds} for method {runs[0]['method']!r} with one protocol: {files}")
+        out.append(runs)
+    out.sort(key=lambda g: (g[0]["setting"], g[0]["mode"], protocol_id(g[0]), str(g[0]["env"].get("device")),
+                            method_sort_key(g[0]["method"])))
+    return out
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n-1) of the non-None values; std is None for n < 2."""
+    v = [float(x) for x in values if x is not None]
+    if not v:
+        return None, None
+    m = sum(v) / len(v)
+    if len(v) < 2:
+        return m, None
+    return m, math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+
+def final_value(r: Mapping[str, Any], view: str, key: str) -> Any:
+    """``r["final"][view][key]`` (None when absent)."""
+    return r["final"].get(view, {}).get(key)

@@ -89,7 +89,7 @@ def canonical_from_table(table: pa.Table, *, height: int = 60, width: int = 60) 
         raise ValueError(f"table lacks columns {missing}; has {table.column_names}")
     cols: dict[str, object] = {}
     for c in IMAGE_COLUMNS:
-        cols[c] = decode_png_column(table.column(c), height=height, width=width)
+        cols[c] = decode_png_column(table.column(c), height=height, width=width, name=c)
     cols["task"] = table.column("task").to_numpy().astype(np.int64)
     for c in LIST_COLUMNS:
         cols[c] = pad_lists(table.column(c))

@@ -116,13 +116,38 @@ def _binary_parts(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     return offsets, data
 
 
-def decode_png_column(column: pa.Array | pa.ChunkedArray, *, height: int = 60, width: int = 60) -> np.ndarray:
+def _inflate_bounded(payload: memoryview, expected: int, *, row: int, name: str) -> bytes:
+    """The zlib stream ``payload`` inflated, which must give exactly ``expected`` bytes.
+
+    Never produces more than ``expected`` bytes, so a crafted stream (a "zip bomb" that would
+    expand to gigabytes) costs no more memory than a genuine image. Raises ``ValueError`` naming
+    the row otherwise.
+    """
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(payload, expected)
+    except zlib.error as exc:
+        raise ValueError(f"row {row}: the PNG pixel data is not a valid zlib stream ({exc}; {name} column); the file is corrupted") from exc
+    if len(raw) != expected or not d.eof:
+        got = f"more than {expected}" if len(raw) == expected else str(len(raw))
+        raise ValueError(
+            f"row {row}: the PNG pixel data inflates to {got} bytes, but its header promises exactly {expected} "
+            f"({name} column); the file is corrupted or crafted (decoding stopped at {expected} bytes)"
+        )
+    return raw
+
+
+def decode_png_column(
+    column: pa.Array | pa.ChunkedArray, *, height: int = 60, width: int = 60, name: str = "image"
+) -> np.ndarray:
     """Decode a column of PNG bytes (or datasets Image structs) into uint8 ``[N, height, width]``.
 
     Grayscale PNGs give their pixel values, palette PNGs their palette indices (the label ids of a
     mask). Canonical PNGs (as written by :func:`encode_png_batch`, grayscale or with the label
-    palette) are validated by header and decoded with one ``zlib.decompress`` each; any other PNG
-    goes through Pillow. Raises ``ValueError`` when an image has another size or mode.
+    palette) are validated by header and inflated with one bounded ``zlib`` call each; any other PNG
+    goes through Pillow. Raises ``ValueError`` naming the row (and the column ``name``) when an
+    image has another size or mode, or when its pixel data does not inflate to exactly the size its
+    header promises: decompression stops there, so a crafted PNG cannot expand to gigabytes.
     """
     offsets, data = _binary_parts(column)
     n = len(offsets) - 1
@@ -152,9 +177,11 @@ def decode_png_column(column: pa.Array | pa.ChunkedArray, *, height: int = 60, w
     buf = memoryview(data)
     rowlen = width + 1
     if idx.size:
-        raw = b"".join([zlib.decompress(buf[s : s + ln]) for s, ln in zip(data_start[idx].tolist(), data_len[idx].tolist())])
-        if len(raw) != idx.size * height * rowlen:
-            raise ValueError("a PNG's pixel data does not match its header (corrupted file?)")
+        expected = height * rowlen
+        raw = b"".join([
+            _inflate_bounded(buf[s : s + ln], expected, row=i, name=name)
+            for i, s, ln in zip(idx.tolist(), data_start[idx].tolist(), data_len[idx].tolist())
+        ])
         rows = np.frombuffer(raw, dtype=np.uint8).reshape(idx.size, height, rowlen)
         unfiltered = (rows[:, :, 0] == 0).all(axis=1)
         out[idx[unfiltered]] = rows[unfiltered, :, 1:]
@@ -162,6 +189,6 @@ def decode_png_column(column: pa.Array | pa.ChunkedArray, *, height: int = 60, w
     for i in np.flatnonzero(~canonical).tolist():
         with Image.open(io.BytesIO(buf[starts[i] : starts[i] + sizes[i]])) as im:
             if im.mode not in ("L", "P") or im.size != (width, height):
-                raise ValueError(f"row {i}: expected a {width}x{height} 8-bit grayscale or palette image, got mode {im.mode} size {im.size}")
+                raise ValueError(f"row {i}: expected a {width}x{height} 8-bit grayscale or palette image, got mode {im.mode} size {im.size} ({name} column)")
             out[i] = np.asarray(im)
     return out

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from .registry import MNIST_FILES
 from .render import Rendered
 from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
 from .spec import MODES, SPLITS, CemnistSpec, config_name
+from .workdirs import CemnistPathError, check_release_target, make_work_dir, remove_stale_work_dirs, remove_tree
 
 __all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT"]
 
@@ -263,9 +262,20 @@ def build_release(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):
+    check_release_target(out, overwrite=overwrite)  # fail before taking the lock or creating anything
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(out) + ".lock")
+        lock.acquire()
+    except PermissionError as exc:
+        raise CemnistPathError(
+            f"cannot write the release {out}: permission denied in {out.parent} ({exc.strerror}). "
+            "Fix: choose an --out (out_dir=) in a folder you can write to."
+        ) from exc
+    try:
         return build_release_locked(out, spec=spec, mnist_dir=mnist_dir, workers=workers, overwrite=overwrite, progress=progress)
+    finally:
+        lock.release()
 
 
 def build_release_locked(
@@ -277,11 +287,14 @@ def build_release_locked(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """:func:`build_release` for a caller that already holds the lock ``<out>.lock``."""
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
+    """:func:`build_release` for a caller that already holds the lock ``<out>.lock``.
+
+    Work folders that killed builds of ``out`` left beside it are removed first (only those whose
+    owner process is gone); ``out`` itself is checked by :func:`check_release_target`.
+    """
+    check_release_target(out, overwrite=overwrite)
+    remove_stale_work_dirs(out.parent, target=out.name)
+    tmp = make_work_dir(out, "partial")
     try:
         builder = _ReleaseBuilder(spec, tmp, mnist_dir=None if mnist_dir is None else str(mnist_dir),
                                   workers=workers)
@@ -295,14 +308,20 @@ def build_release_locked(
         manifest = builder.manifest()
         atomic_write_text(tmp / "README.md", render_readme(manifest))
         atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+        check_release_target(out, overwrite=overwrite)  # again: the folder may have changed during the build
+        if os.path.lexists(out):
+            trash = make_work_dir(out, "old", create=False)
             os.replace(out, trash)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(trash, out)  # put the old release back where it was
+                raise
+            remove_tree(trash)
         else:
             os.replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            remove_tree(tmp)
         raise
     return manifest

@@ -34,7 +34,7 @@ def to_numpy(ds: datasets.Dataset, *, columns: Sequence[str] = ("image", "mask")
     for c in columns:
         col = table.column(c)
         if c in IMAGE_COLUMNS:
-            out.append(decode_png_column(col))
+            out.append(decode_png_column(col, name=c))
         elif c in _LIST_COLUMNS:
             out.append(pad_lists(col))
         elif c == "task":

@@ -1,0 +1,270 @@
+"""Output folders that cannot destroy user data, and the temporary work folders beside them.
+
+Two promises live here (docs/RELIABILITY.md):
+
+* Nothing the user had is lost: :func:`check_release_target` lets a build replace only an empty
+  folder or a folder that holds a CEMNIST release and nothing else; files, project folders and
+  anything unexpected inside a release folder are refused with the reason.
+* Nothing is left behind for ever: builds and downloads write into a sibling work folder named
+  ``.<target>.<kind>-<host>-<pid>-<token>`` (see :func:`make_work_dir`). The name records the owner
+  process, so a later build or ``cemnist cache clean`` can tell a folder left by a killed process
+  (its owner is gone) from one that a live process is still writing, and removes only the former.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "CemnistPathError",
+    "WorkDir",
+    "check_folder_location",
+    "check_release_target",
+    "find_work_dirs",
+    "make_work_dir",
+    "remove_tree",
+    "tree_size",
+]
+
+log = logging.getLogger("cemnist")
+
+WorkKind = Literal["partial", "download", "old"]
+_KINDS = ("partial", "download", "old")
+_NAME_RE = re.compile(
+    r"^\.(?P<target>.+)\.(?P<kind>partial|download|old)-"
+    r"(?:(?P<host>[A-Za-z0-9_.-]{1,64})-(?P<pid>\d{1,10})-)?(?P<token>[0-9a-f]{12})$"
+)
+# what a release folder may hold besides the parquet files its manifest lists
+_RELEASE_TOP_FILES = frozenset({"manifest.json", "README.md", ".cemnist-verified.json", ".gitattributes"})
+
+
+class CemnistPathError(ValueError):
+    """A path (an argument or ``$CEMNIST_CACHE``) cannot be used as given; the message names it and the fix."""
+
+
+def _this_host() -> str:
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "localhost"
+    return host[:64]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the process exists but belongs to another user
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    """A work folder beside a target: ``.<target>.<kind>-<host>-<pid>-<token>``."""
+
+    path: Path
+    target: str
+    kind: str
+    host: str | None  # None: made by a CEMNIST version that did not record its owner
+    pid: int | None
+
+    @property
+    def state(self) -> Literal["live", "stale", "unknown"]:
+        """``stale``: its owner process is gone; ``live``: it runs; ``unknown``: another host or no owner."""
+        if self.host is None or self.pid is None or self.host != _this_host():
+            return "unknown"
+        return "live" if _pid_alive(self.pid) else "stale"
+
+    @property
+    def reason(self) -> str:
+        """Why it is (not) removable, in words."""
+        state = self.state
+        if state == "stale":
+            return f"left by process {self.pid}, which no longer runs"
+        if state == "live":
+            return f"in use by running process {self.pid}"
+        if self.host is None:
+            return "made by an older CEMNIST that did not record its owner; remove it by hand if no build is running"
+        return f"made on host {self.host!r} (process {self.pid}), whose processes cannot be checked from here"
+
+    @classmethod
+    def parse(cls, path: Path) -> "WorkDir | None":
+        """The work folder ``path`` names, or None when the name is not one of ours."""
+        m = _NAME_RE.match(path.name)
+        if m is None:
+            return None
+        pid = m.group("pid")
+        return cls(path, m.group("target"), m.group("kind"), m.group("host"), None if pid is None else int(pid))
+
+
+def make_work_dir(target: Path, kind: WorkKind, *, create: bool = True) -> Path:
+    """A new, empty work folder beside ``target`` whose name records this process as its owner.
+
+    With ``create=False`` only the (unused) path is returned, for a tool that creates it itself.
+    Raises :class:`CemnistPathError` when the folder beside ``target`` is not writable.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    path = target.parent / f".{target.name}.{kind}-{_this_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    if create:
+        try:
+            path.mkdir()
+        except PermissionError as exc:
+            raise CemnistPathError(
+                f"cannot write in {target.parent} (permission denied: {exc.strerror}); "
+                f"Fix: choose a location you can write to, or make {target.parent} writable."
+            ) from exc
+    return path
+
+
+def find_work_dirs(folder: Path, *, target: str | None = None) -> list[WorkDir]:
+    """Work folders directly inside ``folder`` (only those for ``target`` when given), sorted by name."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in sorted(folder.iterdir()):
+        w = WorkDir.parse(p)
+        if w is not None and (target is None or w.target == target) and p.is_dir() and not p.is_symlink():
+            found.append(w)
+    return found
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (symbolic links are not followed)."""
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed meanwhile: it no longer counts
+                continue
+    return total
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder we own; a failure is logged with the folder's name (never silently ignored)."""
+    errors: list[str] = []
+
+    def onerror(func, p, exc_info) -> None:  # noqa: ANN001 - shutil's callback signature
+        errors.append(f"{p}: {exc_info[1]}")
+
+    shutil.rmtree(path, onerror=onerror)
+    if errors:
+        log.warning(
+            "could not remove all of %s (%s); `cemnist cache clean` or deleting it by hand frees the space",
+            path, "; ".join(errors[:3]),
+        )
+
+
+def remove_stale_work_dirs(folder: Path, *, target: str | None = None) -> list[WorkDir]:
+    """Remove the work folders in ``folder`` whose owner process is gone; returns those removed.
+
+    A leftover ``old`` folder (a replaced release) is removed only when it still holds nothing but
+    release files, so no user file can be lost even if the name was reused by hand.
+    """
+    removed = []
+    for w in find_work_dirs(folder, target=target):
+        if w.state != "stale" or (w.kind == "old" and release_foreign_entries(w.path) is None):
+            continue
+        remove_tree(w.path)
+        removed.append(w)
+    return removed
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path
+    while not os.path.lexists(p):
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
+
+
+def check_folder_location(path: Path, *, what: str, fix: str) -> None:
+    """Raise :class:`CemnistPathError` unless ``path`` is, or can become, a folder.
+
+    ``what`` names the path for the message (e.g. ``"--out"``, ``"$CEMNIST_CACHE"``) and ``fix``
+    says what to do instead. A path that exists as a file, or lies below a file, is refused.
+    """
+    anc = _existing_ancestor(path)
+    if os.path.lexists(anc) and not anc.is_dir():
+        where = "is a file, not a folder" if anc == path else f"cannot be a folder: {anc} is a file"
+        raise CemnistPathError(f"{what} {path} {where}. Fix: {fix}")
+
+
+def release_foreign_entries(folder: Path) -> list[str] | None:
+    """Entries of ``folder`` that are not part of a CEMNIST release (relative paths, sorted).
+
+    An empty folder gives ``[]``. Returns ``None`` when ``folder`` holds a release and nothing else;
+    a folder without a ``manifest.json`` that is not empty lists all its entries.
+    """
+    entries = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    if not entries:
+        return []
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file() or manifest_path.is_symlink():
+        return [e + "/" if (folder / e).is_dir() else e for e in entries if "/" not in e]
+    listed: set[str] | None = None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = None  # a damaged release: its data files are recognised by their layout alone
+    if isinstance(manifest, dict):
+        if manifest.get("name") != "cemnist" or not str(manifest.get("format", "")).startswith("cemnist-manifest/"):
+            return ["manifest.json (not a CEMNIST manifest)"]
+        if isinstance(manifest.get("files"), dict):
+            listed = set(manifest["files"])
+    foreign = []
+    for rel in entries:
+        p = folder / rel
+        if p.is_symlink():
+            foreign.append(f"{rel} (symbolic link)")
+        elif p.is_dir():
+            if rel not in ("data", ".cache") and not rel.startswith(("data/", ".cache/huggingface")):
+                foreign.append(rel + "/")
+        elif rel in _RELEASE_TOP_FILES or rel.startswith(".cache/huggingface/"):
+            continue
+        elif rel.startswith("data/") and rel.endswith(".parquet") and (listed is None or rel in listed):
+            continue
+        else:
+            foreign.append(rel)
+    return foreign or None
+
+
+def check_release_target(out: Path, *, overwrite: bool) -> None:
+    """Raise unless a release may be written at ``out`` (missing, or replaceable with ``overwrite``).
+
+    ``overwrite`` replaces only an empty folder or one holding a CEMNIST release and nothing else;
+    a file, a symbolic link or any other folder is refused (:class:`CemnistPathError`) with the
+    reason, so no user data can be deleted or hidden. Without ``overwrite`` an existing path raises
+    ``FileExistsError``.
+    """
+    fix_other = "choose a new folder for --out (out_dir=), e.g. a subfolder that does not exist yet."
+    if not os.path.lexists(out):
+        check_folder_location(out, what="--out (out_dir)", fix=fix_other)
+        return
+    if out.is_symlink():
+        raise CemnistPathError(f"{out} is a symbolic link; it is never replaced. Fix: pass the folder it points to, or {fix_other}")
+    if not out.is_dir():
+        raise CemnistPathError(
+            f"{out} is a file, not a release folder; --overwrite (overwrite=True) never replaces a file. Fix: {fix_other}"
+        )
+    foreign = release_foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" (and {len(foreign) - 5} more)" if len(foreign) > 5 else "")
+        raise CemnistPathError(
+            f"{out} holds what is not part of a CEMNIST release: {shown}. --overwrite (overwrite=True) replaces only "
+            f"an empty folder or a folder holding a CEMNIST release (its manifest.json) and nothing else. Fix: {fix_other}"
+        )
+    if not overwrite and foreign is None:
+        raise FileExistsError(f"{out} already holds a release; pass overwrite=True (CLI: --overwrite) to replace it")

@@ -1,0 +1,171 @@
+"""The standing check of issue 12: every reproduction of a careless or hostile use, as a test.
+
+Each test is one line of the table in docs/RELIABILITY.md (the item number is in its name). Every
+test failed on the code before its fix; the list only grows. Releases are built from tiny specs,
+so the whole file runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cemnist_data import CemnistSpec, build_release, verify_release
+from cemnist_data.cli import main as cemnist_main
+from cemnist_data.png import decode_png_column, encode_png_batch
+
+TINY = CemnistSpec(train_per_task=24, validation_per_task=8, test_pool=40)
+TINY_ARGS = ["--train-per-task", "24", "--validation-per-task", "8", "--test-pool", "40", "--quiet"]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- 1. --overwrite never deletes or hides what the user had ------------------------------------
+
+
+def test_item01_overwrite_refuses_a_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`cemnist build --out . --overwrite` in a project folder deleted it (src/thesis.tex vanished)."""
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src" / "thesis.tex").write_text("\\chapter{Results}\n")
+    (proj / "notes.md").write_text("todo\n")
+    before = _tree(tmp_path)
+    monkeypatch.chdir(proj)
+    assert cemnist_main(["build", "--out", ".", "--overwrite", *TINY_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert f"{proj} holds what is not part of a CEMNIST release: notes.md, src/" in err and "Fix: choose a new folder" in err
+    assert _tree(tmp_path) == before  # nothing deleted, nothing hidden
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no .proj.old-*, no partial, no lock
+
+
+def test_item01_overwrite_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--out results.csv --overwrite` turned the file into a folder, the file surviving as .results.csv.old-*."""
+    f = tmp_path / "results.csv"
+    f.write_text("method,miou\nnaive,0.31\n")
+    before = _tree(tmp_path)
+    for extra in (["--overwrite"], []):
+        assert cemnist_main(["build", "--out", str(f), *extra, *TINY_ARGS]) == 2
+        err = capsys.readouterr().err
+        assert f"{f} is a file, not a release folder" in err and "--overwrite" not in err.split("Fix:")[1]
+    assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_item01_overwrite_refuses_a_release_folder_holding_user_files(tmp_path: Path) -> None:
+    """A release folder with something else in it (a user's notes, a folder) is not replaced either."""
+    from cemnist_data.workdirs import CemnistPathError
+
+    out = tmp_path / "rel"
+    build_release(out, spec=TINY, progress=False)
+    (out / "data" / "my-labels.csv").write_text("x\n")
+    (out / "analysis").mkdir()
+    before = _tree(tmp_path)
+    with pytest.raises(CemnistPathError, match=r"not part of a CEMNIST release: analysis/, data/my-labels.csv"):
+        build_release(out, spec=TINY, progress=False, overwrite=True)
+    assert _tree(tmp_path) == before
+    # a foreign manifest.json does not make a folder a release
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "webapp", "version": "2.1"}')
+    with pytest.raises(CemnistPathError, match="not a CEMNIST manifest"):
+        build_release(other, spec=TINY, progress=False, overwrite=True)
+    assert (other / "manifest.json").read_text() == '{"name": "webapp", "version": "2.1"}'
+
+
+def test_item01_overwrite_still_replaces_a_release_or_an_empty_folder(tmp_path: Path) -> None:
+    """What --overwrite is for keeps working: a release (even a damaged one) and an empty folder are replaced."""
+    out = tmp_path / "rel"
+    build_release(out, spec=TINY, progress=False)
+    (out / "manifest.json").write_text("{garbage")  # the loader's advice for a damaged release is --overwrite
+    build_release(out, spec=TINY, progress=False, overwrite=True)
+    verify_release(out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    build_release(empty, spec=TINY, progress=False)
+    verify_release(empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "empty.lock", "rel", "rel.lock"]
+
+
+# --- 12. bounded PNG decompression ---------------------------------------------------------------
+
+
+def _png_chunk(tag: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+
+def _png_bomb(megabytes: int) -> bytes:
+    """A PNG whose header says 60x60 grayscale and whose one IDAT inflates to ``megabytes`` MiB."""
+    head = encode_png_batch(np.zeros((1, 60, 60), np.uint8))[0][: 8 + 25]  # signature + IHDR
+    c = zlib.compressobj(9)
+    z = b"".join(c.compress(bytes(1 << 20)) for _ in range(megabytes)) + c.flush()
+    return head + _png_chunk(b"IDAT", z) + _png_chunk(b"IEND", b"")
+
+
+def test_item12_png_bomb_is_refused_without_inflating_it() -> None:
+    """decode_png_column inflated a crafted PNG completely (any size) before checking its length."""
+    good = encode_png_batch(np.full((2, 60, 60), 7, np.uint8))
+    bomb = _png_bomb(256)  # 256 MiB of pixel data in about 250 kB
+    assert len(bomb) < 400_000
+    column = pa.array([good[0], good[1], bomb], type=pa.binary())
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            decode_png_column(column)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"decoding allocated {peak / 2**20:.0f} MiB for a 60x60 image"
+    assert re.match(r"row 2: the PNG pixel data inflates to more than 3660 bytes", str(info.value))
+    with pytest.raises(ValueError, match=r"row 0: the PNG pixel data inflates to more than 3660 bytes[\s\S]*\(mask column\)"):
+        decode_png_column(pa.array([bomb]), name="mask")
+
+
+def test_item12_truncated_and_corrupt_pixel_data_name_the_row() -> None:
+    """Short or garbled pixel data gives a ValueError naming the row, not a raw zlib.error."""
+    pngs = encode_png_batch(np.arange(3 * 3600, dtype=np.uint32).reshape(3, 60, 60).astype(np.uint8))
+    head = pngs[1][: 8 + 25]
+    short = head + _png_chunk(b"IDAT", zlib.compress(bytes(61 * 59))) + _png_chunk(b"IEND", b"")
+    with pytest.raises(ValueError, match=r"row 1: the PNG pixel data inflates to 3599 bytes, but its header promises exactly 3660"):
+        decode_png_column(pa.array([pngs[0], short]))
+    garbled = head + _png_chunk(b"IDAT", b"\x78\x9c" + bytes(range(200, 255)) * 4) + _png_chunk(b"IEND", b"")
+    with pytest.raises(ValueError, match=r"row 1: the PNG pixel data is not a valid zlib stream"):
+        decode_png_column(pa.array([pngs[0], garbled]))
+    assert (decode_png_column(pa.array(pngs))[2] == np.arange(7200, 10800).reshape(60, 60).astype(np.uint8)).all()
+
+
+def test_item12_a_bomb_in_a_release_file_is_reported_with_the_file(tmp_path: Path) -> None:
+    """In a release folder, the error of a crafted image names the parquet file and the row."""
+    import pyarrow.parquet as pq
+
+    from cemnist_data import CemnistIntegrityError
+    from cemnist_data.release import split_path
+
+    out = tmp_path / "rel"
+    build_release(out, spec=TINY, progress=False)
+    rel = split_path("overlap-task1", "validation")
+    table = pq.read_table(out / rel)
+    images = table.column("image").combine_chunks()
+    pngs = images.field("bytes").to_pylist()
+    pngs[3] = _png_bomb(64)
+    crafted = pa.StructArray.from_arrays([pa.array(pngs, type=pa.binary()), images.field("path")], names=["bytes", "path"])
+    pq.write_table(table.set_column(0, "image", crafted), out / rel)
+    with pytest.raises(CemnistIntegrityError, match=rf"{rel}: unreadable \(ValueError: row 3: the PNG pixel data inflates to more than"):
+        verify_release(out, configs=["overlap-task1"])

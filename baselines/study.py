@@ -1,0 +1,150 @@
+"""The budget study of docs/PROTOCOL.md: task-0 learning curves on the validation pool.
+
+``python -m cemnist_baselines.study task0 --out results/study/task0 --grid NAME ...`` trains task 0 of the
+2-2 overlap setting once per grid point (schedule, peak lr, batch, epochs) and records the validation-pool
+mIoU (bg, future → background view) after every epoch; one JSON per point (resumable: existing points are
+skipped). ``... plot`` draws the curves. Whole 5-task runs use ``cemnist-baselines run --eval-split validation``.
+Validation only: the study never looks at the test pool.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .artifacts import atomic_write_text, env_info, git_commit
+from .config import TrainConfig, get_config
+from .data import dataset_info, load_eval_pool, load_task_data, resolve_tasks
+from .methods import METHODS
+from .metrics import step_metrics
+from .model import SimpleSegNet
+from .trainer import (confusion, label_maps, make_generator, make_step, steps_per_epoch, train_epoch)
+
+# name -> overrides of the default preset; every point trains task 0 only
+GRID: dict[str, dict[str, Any]] = {
+    "const-5e-4-b72-e24": dict(schedule="constant", lr=5e-4, batch_size=72, epochs=24),
+    "const-1e-3-b32-e12": dict(schedule="constant", lr=1e-3, batch_size=32, epochs=12),
+    "cos-3e-3-b32-e8": dict(schedule="cosine", lr=3e-3, batch_size=32, epochs=8, warmup=0.05),
+    "1cyc-3e-3-b32-e4": dict(schedule="onecycle", lr=3e-3, batch_size=32, epochs=4, warmup=0.15),
+    "1cyc-3e-3-b32-e8": dict(schedule="onecycle", lr=3e-3, batch_size=32, epochs=8, warmup=0.15),
+    "1cyc-3e-3-b32-e12": dict(schedule="onecycle", lr=3e-3, batch_size=32, epochs=12, warmup=0.15),
+    "1cyc-3e-3-b32-e16": dict(schedule="onecycle", lr=3e-3, batch_size=32, epochs=16, warmup=0.15),
+    "1cyc-6e-3-b32-e8": dict(schedule="onecycle", lr=6e-3, batch_size=32, epochs=8, warmup=0.15),
+    "1cyc-1.5e-3-b32-e8": dict(schedule="onecycle", lr=1.5e-3, batch_size=32, epochs=8, warmup=0.15),
+    "1cyc-3e-3-b16-e8": dict(schedule="onecycle", lr=3e-3, batch_size=16, epochs=8, warmup=0.15),
+    "1cyc-3e-3-b64-e8": dict(schedule="onecycle", lr=3e-3, batch_size=64, epochs=8, warmup=0.15),
+}
+
+
+def task0_curve(cfg: TrainConfig, *, seed: int, device: str = "cpu", cache_dir: str | None = None) -> dict[str, Any]:
+    """Train task 0 with ``cfg``; validation-pool metrics (future → background) after every epoch."""
+    dev = torch.device(device)
+    info = dataset_info(path=cfg.dataset_path, cache_dir=cache_dir)
+    tasks = resolve_tasks(cfg.setting, cfg.class_order, info)
+    x, y = load_task_data(task=0, split="train", mode=cfg.mode, path=cfg.dataset_path, limit=cfg.max_train,
+                          device=dev, cache_dir=cache_dir)
+    px, py = load_eval_pool(mode=cfg.mode, n_tasks=len(tasks), split="validation", max_n=cfg.max_test,
+                            path=cfg.dataset_path, device=dev, cache_dir=cache_dir)
+    lut, ch2lab = label_maps(tasks, 0, dev)
+    model = SimpleSegNet(1 + len(tasks[0]), width=cfg.width,
+                         generator=make_generator(seed, torch.device("cpu"), "init")).to(dev)
+    nb = steps_per_epoch(x.shape[0], cfg.batch_size)
+    step = make_step(model, None, METHODS["naive"].loss, lut, cfg=cfg, c_old=model.num_classes, device=dev,
+                     total_steps=cfg.epochs * nb)
+    gen = make_generator(seed, dev, "shuffle", 0)
+    curve = []
+    t0 = time.perf_counter()
+    train_s = 0.0
+    for e in range(1, cfg.epochs + 1):
+        ts = time.perf_counter()
+        model.train()
+        losses = train_epoch(step, x, y, batch_size=cfg.batch_size, generator=gen)
+        train_s += time.perf_counter() - ts
+        model.eval()
+        m = step_metrics(confusion(model, px, py, ch2lab, batch_size=cfg.eval_batch_size, amp=cfg.amp_bf16),
+                         ch2lab.tolist())
+        curve.append({"epoch": e, "step": e * nb, "images": e * x.shape[0], "loss": float(losses.mean()),
+                      "miou_bg": m["miou_bg"], "iou_per_label": m["iou_per_label"][:3]})
+    return {"config": cfg.to_dict(), "seed": seed, "curve": curve, "train_s": train_s,
+            "wall_s": time.perf_counter() - t0, "env": env_info(dev), "git_commit": git_commit(),
+            "eval": "validation pool (every task's validation split, full_mask), view future -> background"}
+
+
+def cmd_task0(a: argparse.Namespace) -> int:
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = a.grid or list(GRID)
+    for name in names:
+        if name not in GRID:
+            raise ValueError(f"unknown grid point {name!r}; choose from {sorted(GRID)}")
+    for name in names:
+        for seed in a.seeds:
+            for prec in a.precision:
+                path = out / f"{name}-{prec}-seed{seed}.json"
+                if path.exists():
+                    continue
+                cfg = get_config("default", **GRID[name], amp_bf16=(prec == "bf16"))
+                res = task0_curve(cfg, seed=seed, cache_dir=a.cache_dir)
+                res["name"], res["precision"] = name, prec
+                atomic_write_text(path, json.dumps(res, indent=1) + "\n")
+                last = res["curve"][-1]
+                print(f"{path.name}: val mIoU(bg) {last['miou_bg']:.4f} after {last['step']} steps, "
+                      f"train {res['train_s']:.0f} s", flush=True)
+    return 0
+
+
+def cmd_plot(a: argparse.Namespace) -> int:
+    from cemnist_data.viz._io import new_figure, save_figure
+
+    runs = [json.loads(p.read_text()) for p in sorted(Path(a.results).glob("*.json"))]
+    runs = [r for r in runs if r.get("precision") == a.precision and r.get("seed") == a.seed]
+    if not runs:
+        raise ValueError(f"no task-0 study results for precision {a.precision} seed {a.seed} in {a.results}")
+    fig = new_figure(9, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for r in runs:
+        c = r["curve"]
+        style = "-" if r["config"]["schedule"] == "onecycle" else ("--" if r["config"]["schedule"] == "cosine" else ":")
+        ax.plot([p["images"] / 1000 for p in c], [p["miou_bg"] for p in c], style, marker="o", ms=3, label=r["name"])
+    ax.axhline(0.85, color="grey", lw=0.8)
+    ax.set_xlabel("training images seen in task 0 (thousands; 2,500 per epoch)")
+    ax.set_ylabel("validation-pool mIoU (bg), task 0")
+    ax.set_title(f"Task 0 learning curves ({a.precision}, seed {a.seed}); line = 0.85 bar")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    save_figure(fig, a.out)
+    print(f"wrote {a.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cemnist_baselines.study", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("task0", help="task-0 validation curves for grid points")
+    t.add_argument("--out", required=True)
+    t.add_argument("--grid", nargs="*", default=None, help=f"grid points (default all): {', '.join(GRID)}")
+    t.add_argument("--seeds", nargs="+", type=int, default=[0])
+    t.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["bf16"])
+    t.add_argument("--cache-dir", default=None)
+    pl = sub.add_parser("plot", help="plot task-0 curves")
+    pl.add_argument("--results", required=True)
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--precision", default="bf16")
+    pl.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    try:
+        return cmd_task0(a) if a.cmd == "task0" else cmd_plot(a)
+    except ValueError as e:
+        print(f"study: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

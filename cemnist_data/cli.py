@@ -12,7 +12,9 @@ from .card import ordered_configs
 from .loader import CemnistIntegrityError, cache_root, resolve_release, shipped_manifest_for, verify_release
 from .mnist import MnistIntegrityError, download_mnist, load_mnist
 from .registry import HUB_REPO_ID, LATEST_VERSION, load_manifest
+from .buildsize import LARGE_BUILD_IMAGES, MAX_BUILD_IMAGES, check_build_size
 from .release import build_release
+from .workdirs import clean_cache
 from .spec import SPLITS, CemnistSpec
 
 __all__ = ["main", "build_parser"]
@@ -34,9 +36,12 @@ def _spec_from_args(args: argparse.Namespace) -> CemnistSpec:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
+    est = check_build_size(spec, max_images=args.max_images)
+    if est.images >= LARGE_BUILD_IMAGES:
+        print(f"cemnist build: a large build: {est.describe()}", file=sys.stderr)
     t0 = time.perf_counter()
     manifest = build_release(args.out, spec=spec, mnist_dir=args.mnist_dir, workers=args.workers,
-                             overwrite=args.overwrite, progress=not args.quiet)
+                             overwrite=args.overwrite, progress=not args.quiet, max_images=args.max_images)
     dt = time.perf_counter() - t0
     rows = sum(s["num_rows"] for c in manifest["configs"].values() for s in c["splits"].values())
     print(f"wrote {args.out}: {len(manifest['configs'])} configs, {rows:,} rows in {dt:.1f} s")
@@ -101,6 +106,23 @@ def _cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache_clean(args: argparse.Namespace) -> int:
+    root = cache_root(args.cache_dir)
+    items = clean_cache(root, dry_run=args.dry_run)
+    if not items:
+        print(f"nothing to clean in {root}")
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    for item in items:
+        print(f"{verb if item.remove else 'kept':<12} {item.bytes / 1e6:>9.1f} MB  {item.path}  ({item.reason})")
+    freed = sum(i.bytes for i in items if i.remove)
+    kept = sum(i.bytes for i in items if not i.remove)
+    print(f"{'would free' if args.dry_run else 'freed'} {freed / 1e6:.1f} MB in {root}"
+          + (f"; kept {kept / 1e6:.1f} MB (reasons above)" if kept else "")
+          + ("; dry run: nothing was removed" if args.dry_run else ""))
+    return 0
+
+
 def _cmd_download_mnist(args: argparse.Namespace) -> int:
     dest = download_mnist(args.dir)
     load_mnist(mnist_dir=dest)
@@ -122,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--test-pool", type=int)
     b.add_argument("--mnist-dir", help="folder with the MNIST IDX files (default: the copy inside the package)")
     b.add_argument("--workers", type=int, default=2, help="threads for PNG encoding (default 2)")
-    b.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace an existing release folder (or an empty folder); anything else is refused")
+    b.add_argument("--max-images", type=int, default=MAX_BUILD_IMAGES,
+                   help=f"refuse a build that renders more images than this (default {MAX_BUILD_IMAGES:,})")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_build)
 
@@ -142,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--version")
     c.add_argument("--out", help="file to write (default: stdout)")
     c.set_defaults(func=_cmd_card)
+
+    k = sub.add_parser("cache", help="look after the cache ($CEMNIST_CACHE)")
+    ksub = k.add_subparsers(dest="cache_command", required=True)
+    kc = ksub.add_parser("clean", help="remove folders of killed builds/downloads and Arrow copies nothing reads")
+    kc.add_argument("--dry-run", action="store_true", help="only say what would be removed and how much it frees")
+    kc.add_argument("--cache-dir", help="cache folder (default: $CEMNIST_CACHE or ~/.cache/cemnist)")
+    kc.set_defaults(func=_cmd_cache_clean)
 
     d = sub.add_parser("download-mnist", help="download MNIST from the mirrors into DIR, verified by the pinned hashes")
     d.add_argument("--dir", required=True)

@@ -12,6 +12,7 @@ lock, so an interrupted build never leaves a folder that a later load would acce
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,8 @@ from .registry import MNIST_FILES
 from .render import Rendered
 from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
 from .spec import MODES, SPLITS, CemnistSpec, config_name
-from .workdirs import CemnistPathError, check_release_target, make_work_dir, remove_stale_work_dirs, remove_tree
+from .buildsize import MAX_BUILD_IMAGES, check_build_size
+from .workdirs import check_release_target, make_work_dir, remove_stale_work_dirs, remove_tree
 
 __all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT"]
 
@@ -252,25 +254,31 @@ def build_release(
     workers: int = 2,
     overwrite: bool = False,
     progress: bool = True,
+    max_images: int = MAX_BUILD_IMAGES,
 ) -> dict[str, Any]:
     """Render every config of ``spec`` and write a release folder at ``out_dir``; returns its manifest.
 
     The folder appears at ``out_dir`` only when complete (temporary sibling + rename, under the file
-    lock ``<out_dir>.lock``). An existing ``out_dir`` is an error unless ``overwrite=True``.
+    lock ``<out_dir>.lock``). An existing ``out_dir`` is an error unless ``overwrite=True``, which
+    replaces only an empty folder or a release (see :func:`~cemnist_data.workdirs.check_release_target`).
+    A build of more than ``max_images`` rendered images is refused before it starts.
     """
     spec = spec or CemnistSpec()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    check_build_size(spec, max_images=max_images)
     out = Path(out_dir).resolve()
     check_release_target(out, overwrite=overwrite)  # fail before taking the lock or creating anything
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(out) + ".lock")
         lock.acquire()
-    except PermissionError as exc:
-        raise CemnistPathError(
-            f"cannot write the release {out}: permission denied in {out.parent} ({exc.strerror}). "
-            "Fix: choose an --out (out_dir=) in a folder you can write to."
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise PermissionError(
+            f"cannot write the release {out}: {out.parent} is not writable ({exc.strerror}). "
+            "Fix: choose an --out (out_dir=) in a folder you can write to",
         ) from exc
     try:
         return build_release_locked(out, spec=spec, mnist_dir=mnist_dir, workers=workers, overwrite=overwrite, progress=progress)

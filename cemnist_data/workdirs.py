@@ -13,12 +13,14 @@ Two promises live here (docs/RELIABILITY.md):
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import shutil
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,9 @@ from typing import Literal
 
 __all__ = [
     "CemnistPathError",
+    "CleanItem",
     "WorkDir",
+    "clean_cache",
     "check_folder_location",
     "check_release_target",
     "find_work_dirs",
@@ -43,8 +47,14 @@ _NAME_RE = re.compile(
     r"^\.(?P<target>.+)\.(?P<kind>partial|download|old)-"
     r"(?:(?P<host>[A-Za-z0-9_.-]{1,64})-(?P<pid>\d{1,10})-)?(?P<token>[0-9a-f]{12})$"
 )
-# what a release folder may hold besides the parquet files its manifest lists
-_RELEASE_TOP_FILES = frozenset({"manifest.json", "README.md", ".cemnist-verified.json", ".gitattributes"})
+UNOWNED_AFTER_S = 24 * 3600
+"""A work folder whose owner cannot be checked is removable once nothing in it changed for this long."""
+# what a release folder may hold besides the parquet files its manifest lists (see cemnist_data.release)
+_RELEASE_FILES = frozenset({
+    "manifest.json", "README.md", "id2label.json", ".gitattributes", "images/preview.png",
+    ".cemnist-verified.json",  # verification record of earlier versions
+})
+_RELEASE_DIRS = frozenset({"data", "images", ".cache"})
 
 
 class CemnistPathError(ValueError):
@@ -66,6 +76,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _newest_mtime(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+    return newest
+
+
 @dataclass(frozen=True)
 class WorkDir:
     """A work folder beside a target: ``.<target>.<kind>-<host>-<pid>-<token>``."""
@@ -83,17 +104,29 @@ class WorkDir:
             return "unknown"
         return "live" if _pid_alive(self.pid) else "stale"
 
-    @property
-    def reason(self) -> str:
-        """Why it is (not) removable, in words."""
+    def removable(self, *, now: float | None = None) -> tuple[bool, str]:
+        """Whether nothing can still be using this folder, and why (in words).
+
+        Its owner process gone (same host): removable. Owner running: kept. Owner unknown (an older
+        CEMNIST that did not record it) or on another host: removable only once nothing in it has
+        changed for :data:`UNOWNED_AFTER_S` seconds, since a running build or download writes into its
+        folder every few seconds. A leftover ``old`` folder must still hold nothing but release files.
+        """
         state = self.state
-        if state == "stale":
-            return f"left by process {self.pid}, which no longer runs"
         if state == "live":
-            return f"in use by running process {self.pid}"
-        if self.host is None:
-            return "made by an older CEMNIST that did not record its owner; remove it by hand if no build is running"
-        return f"made on host {self.host!r} (process {self.pid}), whose processes cannot be checked from here"
+            return False, f"in use by running process {self.pid}"
+        if state == "stale":
+            ok, why = True, f"left by process {self.pid}, which no longer runs"
+        else:
+            owner = "made by an older CEMNIST that did not record its owner" if self.host is None else (
+                f"made on host {self.host!r} (process {self.pid}), which cannot be checked from here")
+            idle = (time.time() if now is None else now) - _newest_mtime(self.path)
+            if idle < UNOWNED_AFTER_S:
+                return False, f"{owner}; changed {idle / 60:.0f} min ago, removable once untouched for {UNOWNED_AFTER_S // 3600} h"
+            ok, why = True, f"{owner}; untouched for {idle / 3600:.0f} h"
+        if self.kind == "old" and release_foreign_entries(self.path) is not None:
+            return False, f"{why}, but it holds files that are not part of a release: move what you need out of it, then delete it"
+        return ok, why
 
     @classmethod
     def parse(cls, path: Path) -> "WorkDir | None":
@@ -109,7 +142,7 @@ def make_work_dir(target: Path, kind: WorkKind, *, create: bool = True) -> Path:
     """A new, empty work folder beside ``target`` whose name records this process as its owner.
 
     With ``create=False`` only the (unused) path is returned, for a tool that creates it itself.
-    Raises :class:`CemnistPathError` when the folder beside ``target`` is not writable.
+    Raises ``PermissionError`` naming the folder and the fix when the folder beside ``target`` is not writable.
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
@@ -117,10 +150,12 @@ def make_work_dir(target: Path, kind: WorkKind, *, create: bool = True) -> Path:
     if create:
         try:
             path.mkdir()
-        except PermissionError as exc:
-            raise CemnistPathError(
-                f"cannot write in {target.parent} (permission denied: {exc.strerror}); "
-                f"Fix: choose a location you can write to, or make {target.parent} writable."
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise PermissionError(
+                f"cannot write in {target.parent} ({exc.strerror}). "
+                f"Fix: choose a location you can write to, or make {target.parent} writable",
             ) from exc
     return path
 
@@ -167,18 +202,66 @@ def remove_tree(path: Path) -> None:
 
 
 def remove_stale_work_dirs(folder: Path, *, target: str | None = None) -> list[WorkDir]:
-    """Remove the work folders in ``folder`` whose owner process is gone; returns those removed.
+    """Remove the work folders in ``folder`` that nothing can still be using (see :meth:`WorkDir.removable`).
 
-    A leftover ``old`` folder (a replaced release) is removed only when it still holds nothing but
-    release files, so no user file can be lost even if the name was reused by hand.
+    Returns those removed. A leftover ``old`` folder (a replaced release) is removed only when it
+    still holds nothing but release files, so no user file can be lost even if a name was reused.
     """
     removed = []
     for w in find_work_dirs(folder, target=target):
-        if w.state != "stale" or (w.kind == "old" and release_foreign_entries(w.path) is None):
-            continue
-        remove_tree(w.path)
-        removed.append(w)
+        if w.removable()[0]:
+            remove_tree(w.path)
+            removed.append(w)
     return removed
+
+
+@dataclass(frozen=True)
+class CleanItem:
+    """One thing ``cemnist cache clean`` found: a folder, its size, whether it goes, and why."""
+
+    path: Path
+    bytes: int
+    remove: bool
+    reason: str
+
+
+def _cache_items(root: Path) -> list[CleanItem]:
+    items: list[CleanItem] = []
+    legacy_arrow = root / "arrow"
+    if legacy_arrow.is_dir() and not legacy_arrow.is_symlink():
+        items.append(CleanItem(legacy_arrow, tree_size(legacy_arrow), True,
+                               "Arrow copies written by earlier CEMNIST versions; this version reads the verified parquet and never opens them"))
+    for dirpath, dirnames, _files in os.walk(root):
+        depth = len(Path(dirpath).relative_to(root).parts)
+        keep_walking = []
+        for name in sorted(dirnames):
+            p = Path(dirpath) / name
+            w = WorkDir.parse(p)
+            if w is not None and not p.is_symlink():
+                ok, why = w.removable()
+                items.append(CleanItem(p, tree_size(p), ok, why))
+            elif depth < 3 and not p.is_symlink() and p != legacy_arrow and not (p / "manifest.json").exists():
+                keep_walking.append(name)  # releases/, hub/<repo>/: never into a release or a work folder
+        dirnames[:] = keep_walking
+    return items
+
+
+def clean_cache(root: Path, *, dry_run: bool = False) -> list[CleanItem]:
+    """Find (and unless ``dry_run`` remove) what the cache at ``root`` holds for nothing.
+
+    That is: work folders of killed builds and downloads whose owner process is gone (see
+    :meth:`WorkDir.removable`), and the Arrow copies (``arrow/``) that earlier versions wrote and
+    this one never reads. Releases, verification records and lock files are kept. Returns every
+    item found, removed or kept, with the reason.
+    """
+    if not root.is_dir():
+        return []
+    items = _cache_items(root)
+    if not dry_run:
+        for item in items:
+            if item.remove:
+                remove_tree(item.path)
+    return items
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -230,9 +313,9 @@ def release_foreign_entries(folder: Path) -> list[str] | None:
         if p.is_symlink():
             foreign.append(f"{rel} (symbolic link)")
         elif p.is_dir():
-            if rel not in ("data", ".cache") and not rel.startswith(("data/", ".cache/huggingface")):
+            if rel not in _RELEASE_DIRS and not rel.startswith(("data/", ".cache/huggingface")):
                 foreign.append(rel + "/")
-        elif rel in _RELEASE_TOP_FILES or rel.startswith(".cache/huggingface/"):
+        elif rel in _RELEASE_FILES or rel.startswith(".cache/huggingface/"):
             continue
         elif rel.startswith("data/") and rel.endswith(".parquet") and (listed is None or rel in listed):
             continue

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -169,3 +170,129 @@ def test_item12_a_bomb_in_a_release_file_is_reported_with_the_file(tmp_path: Pat
     pq.write_table(table.set_column(0, "image", crafted), out / rel)
     with pytest.raises(CemnistIntegrityError, match=rf"{rel}: unreadable \(ValueError: row 3: the PNG pixel data inflates to more than"):
         verify_release(out, configs=["overlap-task1"])
+
+
+# --- 4 (build). sizes are checked against a stated limit; a large build says what it costs ----------
+
+
+def test_item04_an_endless_build_is_refused_at_once(tmp_path: Path) -> None:
+    """`cemnist build --train-per-task 100000000` started a build that would never end."""
+    out = tmp_path / "huge"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cemnist_data.cli", "build", "--out", str(out), "--train-per-task", "100000000"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "would render 1,000,010,000 images" in proc.stderr and "The limit is 1,000,000 images" in proc.stderr
+    assert "--max-images 1000010000" in proc.stderr and "GB on disk" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_item04_a_large_build_prints_its_estimate_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Above 100,000 rendered images, the estimate (size, time) is printed before anything happens."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cemnist_main(["build", "--out", str(blocker), "--train-per-task", "20000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "a large build: 210,000 images rendered, 362,500 rows, about 381 MB on disk, about 42 s on 2 cores" in err
+    assert cemnist_main(["build", "--out", str(tmp_path / "x"), "--test-pool", "5000", "--max-images", "4000"]) == 2
+    assert "The limit is 4,000 images" in capsys.readouterr().err
+
+
+def test_item04_estimate_matches_the_published_release() -> None:
+    """The estimate is grounded: rows bound the 1.0.0 release's rows, bytes within 15% of its files."""
+    from cemnist_data.buildsize import estimate_build
+    from cemnist_data.registry import load_manifest
+
+    manifest = load_manifest("1.0.0")
+    est = estimate_build(CemnistSpec())
+    rows = sum(s["num_rows"] for c in manifest["configs"].values() for s in c["splits"].values())
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    assert est.images == 35_000 and rows <= est.rows <= 1.25 * rows
+    assert 0.85 * size <= est.bytes <= 1.15 * size
+
+
+# --- 11. work folders of killed builds are cleaned, safely; `cemnist cache clean` --------------------
+
+
+def _killed_build(out: Path) -> Path:
+    """Start a real build of ``out`` in another process, SIGKILL it mid-way; returns its partial folder."""
+    code = (
+        "import sys; from cemnist_data import CemnistSpec, build_release; "
+        "build_release(sys.argv[1], spec=CemnistSpec(train_per_task=4000, validation_per_task=500), progress=False)"
+    )
+    from cemnist_data.workdirs import tree_size
+
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            partial = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.partial-")]
+            if partial and tree_size(partial[0]) > 50_000:  # mid-way: parquet data written
+                break
+            assert proc.poll() is None, "the build ended before it could be killed"
+            time.sleep(0.02)
+        proc.kill()
+    finally:
+        proc.wait()
+    assert proc.returncode == -9 and not out.exists()
+    (partial,) = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.partial-")]
+    return partial
+
+
+def test_item11_cache_clean_removes_what_a_killed_build_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A build killed with -9 left a .DIR.partial-* folder that nothing removed."""
+    from cemnist_data.workdirs import make_work_dir, tree_size
+
+    cache = tmp_path / "cache"
+    (cache / "releases").mkdir(parents=True)
+    partial = _killed_build(cache / "releases" / "custom")
+    size = tree_size(partial)
+    assert size > 50_000
+    live = make_work_dir(cache / "releases" / "other", "download")  # this test process: alive
+    (live / "f.parquet").write_bytes(bytes(5000))
+    legacy = cache / "releases" / ".1.0.0.partial-0123456789ab"  # an older CEMNIST: no owner recorded
+    legacy.mkdir()
+    (legacy / "x.parquet").write_bytes(bytes(3000))
+    user = cache / "releases" / ".notes.partial-draft"  # not one of ours: never touched, never listed
+    user.mkdir()
+    (user / "draft.txt").write_text("mine")
+
+    assert cemnist_main(["cache", "clean", "--dry-run", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove {size / 1e6:>9.1f} MB  {partial}  (left by process" in out and "which no longer runs)" in out
+    assert f"{live}  (in use by running process {os.getpid()})" in out
+    assert f"{legacy}  (made by an older CEMNIST that did not record its owner; changed 0 min ago" in out
+    assert f"would free {size / 1e6:.1f} MB in {cache}" in out and "dry run: nothing was removed" in out
+    assert partial.is_dir() and "draft" not in out
+
+    assert cemnist_main(["cache", "clean", "--cache-dir", str(cache)]) == 0
+    assert f"freed {size / 1e6:.1f} MB in {cache}" in capsys.readouterr().out
+    assert not partial.exists() and live.is_dir() and legacy.is_dir() and (user / "draft.txt").read_text() == "mine"
+
+    old = 25 * 3600
+    for p in [legacy, *legacy.rglob("*")]:  # untouched for 25 h: no build runs that long without writing
+        os.utime(p, (p.stat().st_atime - old, p.stat().st_mtime - old))
+    assert cemnist_main(["cache", "clean", "--cache-dir", str(cache)]) == 0
+    assert "untouched for 25 h" in capsys.readouterr().out and not legacy.exists() and live.is_dir()
+
+
+def test_item11_the_next_build_removes_a_dead_build_s_partial_only(tmp_path: Path) -> None:
+    """The next build of the same folder removes what a dead build of it left; a live one's is kept."""
+    from cemnist_data.workdirs import make_work_dir
+
+    out = tmp_path / "rel"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = make_work_dir(out, "partial", create=False)
+    stale = stale.with_name(stale.name.replace(f"-{os.getpid()}-", f"-{dead.pid}-"))
+    stale.mkdir()
+    (stale / "data").mkdir()
+    (stale / "data" / "train.parquet").write_bytes(bytes(1000))
+    live = make_work_dir(out, "partial")
+    foreign_old = tmp_path / ".rel.old-0123456789ab"  # what the old code left of a user's folder
+    foreign_old.mkdir()
+    (foreign_old / "thesis.tex").write_text("keep me")
+    build_release(out, spec=TINY, progress=False)
+    assert not stale.exists() and live.is_dir() and (foreign_old / "thesis.tex").read_text() == "keep me"
+    verify_release(out)

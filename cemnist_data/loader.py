@@ -2,29 +2,52 @@
 
 Every path ends with the decoded-content hashes checked against the manifest that ships inside the
 package. A mismatch is an error that says what differs and how to fix it; it never falls back silently.
+
+What is read is what was verified: a split's parquet bytes are read once, their SHA-256 is compared
+with the record of an earlier verification (or, the first time, their decoded content is hashed and
+compared with the manifest), and the table is parsed from those same bytes. No Arrow copy is written
+anywhere, so there is no second, unchecked copy of the data. Verification records live in the cache
+(``$CEMNIST_CACHE/verified/``), never in the folder that was verified; an unreadable record means
+"not verified yet".
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import datasets
-import pyarrow.parquet as pq
 from filelock import FileLock
 
-from .content import ContentHasher, canonical_from_table
-from .features import FEATURES
-from .registry import HUB_REPO_ID, LATEST_VERSION, get_release, load_manifest
-from .fileio import atomic_write_text, file_sha256
-from .release import MANIFEST_NAME, build_release_locked, split_path
+from .fileio import atomic_write_text
+from .progress import progress_enabled
+from .release import MANIFEST_NAME, split_path
+from .registry import (
+    CITATION,
+    DESCRIPTION,
+    HOMEPAGE,
+    HUB_REPO_ID,
+    LATEST_VERSION,
+    LICENSE,
+    RELEASES,
+    display_version,
+    get_release,
+    load_manifest,
+    shipped_manifest_for,
+)
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
+
+if TYPE_CHECKING:
+    import datasets
+    import pyarrow as pa
 
 __all__ = [
     "load_dataset",
@@ -34,11 +57,14 @@ __all__ = [
     "cache_root",
     "ReleaseFolder",
     "CemnistIntegrityError",
+    "shipped_manifest_for",
 ]
 
 log = logging.getLogger("cemnist")
-VERIFIED_NAME = ".cemnist-verified.json"
+RECORDS_DIR = "verified"
 Source = Literal["auto", "cache", "hub", "generate"]
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REPO_EXTRAS = ["README.md", MANIFEST_NAME, "id2label.json", ".gitattributes", "images/*"]
 
 
 class CemnistIntegrityError(RuntimeError):
@@ -61,6 +87,7 @@ class ReleaseFolder:
 
     path: Path
     manifest: dict[str, Any]
+    manifest_sha256: str = ""
 
     @property
     def spec(self) -> CemnistSpec:
@@ -70,17 +97,26 @@ class ReleaseFolder:
         return self.path / split_path(config, split)
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def _fix(folder: Path) -> str:
+    return f"Fix: delete {folder} and load again (it is rebuilt or re-downloaded), or rebuild it with `cemnist build --out {folder} --overwrite`."
+
+
+def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
+    """The folder's manifest and the SHA-256 of its bytes."""
     p = folder / MANIFEST_NAME
     if not p.is_file():
         raise CemnistIntegrityError(
             f"{folder} is not a CEMNIST release folder: it has no {MANIFEST_NAME}. "
             "Build one with `cemnist build --out DIR`."
         )
+    data = p.read_bytes()
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CemnistIntegrityError(f"{p} is not valid JSON ({exc}); the folder is corrupted. Rebuild it with `cemnist build --out {folder} --overwrite`.") from exc
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CemnistIntegrityError(f"{p} is not valid JSON ({exc}); the folder is corrupted. {_fix(folder)}") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("configs"), dict) or "spec" not in manifest:
+        raise CemnistIntegrityError(f"{p} is not a CEMNIST manifest (no 'configs' and 'spec'); the folder is corrupted. {_fix(folder)}")
+    return manifest, hashlib.sha256(data).hexdigest()
 
 
 def _content_view(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +125,7 @@ def _content_view(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare_manifests(found: dict[str, Any], expected: dict[str, Any], where: Path) -> None:
+    """Raise :class:`CemnistIntegrityError` listing every content difference between two manifests."""
     a, b = _content_view(found), _content_view(expected)
     if a == b:
         return
@@ -106,15 +143,119 @@ def compare_manifests(found: dict[str, Any], expected: dict[str, Any], where: Pa
     raise CemnistIntegrityError(
         f"the manifest of {where} does not match the manifest shipped with this package for release "
         f"{expected.get('version')}:\n  " + "\n  ".join(diffs[:12]) + (f"\n  ... ({len(diffs)} differences)" if len(diffs) > 12 else "")
-        + f"\nFix: delete {where} and load again (it is rebuilt or re-downloaded), or run `cemnist build --out {where} --overwrite`."
+        + f"\n{_fix(where)}"
     )
 
 
-def _content_hash(path: Path) -> tuple[int, str]:
-    table = pq.read_table(path)
+# ---------------------------------------------------------------------------------------------
+# verification records (in the cache, keyed by folder)
+
+
+def _record_path(folder: Path, cache_dir: str | os.PathLike[str] | None) -> Path:
+    key = hashlib.sha256(str(Path(folder).resolve()).encode("utf-8")).hexdigest()[:32]
+    return cache_root(cache_dir) / RECORDS_DIR / f"{key}.json"
+
+
+def _load_record(folder: Path, manifest_sha256: str, cache_dir: str | os.PathLike[str] | None) -> dict[str, str]:
+    """``{relative path: file SHA-256}`` verified earlier for this folder and manifest.
+
+    An absent, unreadable or malformed record, or one for another folder or manifest, is "not
+    verified yet" (an empty dict): the files are then verified by content and the record rewritten.
+    """
+    path = _record_path(folder, cache_dir)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("CEMNIST: ignoring the unreadable verification record %s (%s); the files are verified again", path, exc)
+        return {}
+    if not (isinstance(rec, dict) and rec.get("folder") == str(folder) and rec.get("manifest_sha256") == manifest_sha256
+            and isinstance(rec.get("files"), dict)):
+        if not isinstance(rec, dict):
+            log.warning("CEMNIST: ignoring the malformed verification record %s; the files are verified again", path)
+        return {}
+    return {k: v for k, v in rec["files"].items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64}
+
+
+def _save_record(folder: Path, manifest_sha256: str, files: dict[str, str], cache_dir: str | os.PathLike[str] | None) -> None:
+    """Add ``files`` to the folder's verification record (a lost write only costs a re-verification)."""
+    if not files:
+        return
+    path = _record_path(folder, cache_dir)
+    merged = {**_load_record(folder, manifest_sha256, cache_dir), **files}
+    text = json.dumps({"folder": str(folder), "manifest_sha256": manifest_sha256, "files": merged}, indent=1, sort_keys=True)
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:  # read-only cache: verification stands, only the shortcut is lost
+        log.warning("CEMNIST: could not record the verification of %s in %s: %s", folder, path, exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and verifying split files
+
+
+def _parse_table(data: bytes, where: Path) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on bad parquet
+        raise CemnistIntegrityError(f"{where} is not a readable parquet file ({type(exc).__name__}: {exc}). {_fix(where.parents[2])}") from exc
+
+
+def _content_hash(table: "pa.Table") -> tuple[int, str]:
+    from .content import ContentHasher, canonical_from_table
+
     h = ContentHasher()
     h.update(canonical_from_table(table))
     return h.num_rows, h.hexdigest()
+
+
+def _check_split(
+    folder: Path, manifest: dict[str, Any], rel: str, recorded: dict[str, str], *, parse: bool
+) -> tuple[str, "pa.Table | None", bool]:
+    """Check one split file; returns ``(file SHA-256, table or None, newly verified)``.
+
+    A file recorded as verified must still have the recorded SHA-256; any other file must decode to
+    the manifest's row count and content hash. Raises :class:`CemnistIntegrityError` otherwise.
+    """
+    cfg, split = rel.split("/")[1], rel.rsplit("/", 1)[1].split("-", 1)[0]
+    p = folder / rel
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise CemnistIntegrityError(f"{p} is missing from the release {folder}. {_fix(folder)}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if rel in recorded:
+        if recorded[rel] != digest:
+            raise CemnistIntegrityError(
+                f"{p} changed since it was verified (SHA-256 {digest[:16]}…, recorded {recorded[rel][:16]}…, "
+                f"{len(data)} bytes): the file is corrupted or truncated. {_fix(folder)}"
+            )
+        return digest, (_parse_table(data, p) if parse else None), False
+    table = _parse_table(data, p)
+    want = manifest["configs"][cfg]["splits"][split]
+    try:
+        rows, content = _content_hash(table)
+    except ValueError as exc:  # undecodable PNG, missing column, bad list
+        raise CemnistIntegrityError(f"{p} cannot be decoded ({exc}). {_fix(folder)}") from exc
+    if rows != want["num_rows"] or content != want["content_sha256"]:
+        raise CemnistIntegrityError(
+            f"{rel}: {rows} rows, content {content[:16]}…; manifest says {want['num_rows']} rows, "
+            f"{want['content_sha256'][:16]}…. {_fix(folder)}"
+        )
+    return digest, table, True
+
+
+def _config_rels(manifest: dict[str, Any], configs: Sequence[str], folder: Path) -> list[str]:
+    rels = []
+    for cfg in configs:
+        if cfg not in manifest["configs"]:
+            raise ValueError(f"config {cfg!r} is not in {folder}; it has {list(manifest['configs'])}")
+        rels += [split_path(cfg, s) for s in SPLITS]
+    return rels
 
 
 def verify_release(
@@ -123,83 +264,64 @@ def verify_release(
     expected: dict[str, Any] | None = None,
     configs: list[str] | None = None,
     record: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Re-hash the decoded content of a release folder against its manifest (and ``expected``).
 
-    Checks every split of ``configs`` (default: all). With ``record``, writes the verified files'
-    SHA-256s to ``.cemnist-verified.json`` so later loads only re-hash file bytes. Returns the
-    folder's manifest; raises :class:`CemnistIntegrityError` naming each mismatch and the fix.
+    Checks every split of ``configs`` (default: all), whatever an earlier verification recorded.
+    Writes nothing into ``folder``: with ``record``, the verified files' SHA-256s go to the cache
+    (``$CEMNIST_CACHE/verified/``) so that later loads only re-hash file bytes. Returns the folder's
+    manifest; raises :class:`CemnistIntegrityError` naming each mismatch and the fix.
     """
-    folder = Path(folder)
-    manifest = _read_manifest(folder)
+    from tqdm.auto import tqdm
+
+    folder = Path(folder).resolve()
+    manifest, msha = _read_manifest(folder)
     if expected is not None:
         compare_manifests(manifest, expected, folder)
-    names = list(manifest["configs"]) if configs is None else configs
-    problems = []
+    rels = _config_rels(manifest, list(manifest["configs"]) if configs is None else configs, folder)
+    problems: list[str] = []
     files: dict[str, str] = {}
-    for cfg in names:
-        if cfg not in manifest["configs"]:
-            raise ValueError(f"config {cfg!r} is not in {folder}; it has {list(manifest['configs'])}")
-        for split in SPLITS:
-            rel = split_path(cfg, split)
-            want = manifest["configs"][cfg]["splits"][split]
-            p = folder / rel
-            if not p.is_file():
-                problems.append(f"{rel}: missing")
-                continue
-            try:
-                rows, digest = _content_hash(p)
-            except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on bad parquet
-                problems.append(f"{rel}: unreadable ({type(exc).__name__}: {exc})")
-                continue
-            if rows != want["num_rows"] or digest != want["content_sha256"]:
-                problems.append(f"{rel}: {rows} rows, content {digest[:16]}…; manifest says {want['num_rows']} rows, {want['content_sha256'][:16]}…")
-                continue
-            files[rel] = file_sha256(p)
-    if problems:
-        raise CemnistIntegrityError(
-            f"{folder} failed verification:\n  " + "\n  ".join(problems)
-            + f"\nFix: delete {folder} and load again, or rebuild it with `cemnist build --out {folder} --overwrite`."
-        )
-    if record:
-        rec_path = folder / VERIFIED_NAME
-        old = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
-        old_files = old.get("files", {}) if old.get("version") == manifest["version"] else {}
-        old_files.update(files)
+    for rel in tqdm(rels, desc=f"verify {folder.name}", unit="split", disable=not progress_enabled(progress)):
         try:
-            atomic_write_text(rec_path, json.dumps({"version": manifest["version"], "files": old_files}, indent=1, sort_keys=True))
-        except OSError as exc:  # read-only folder: verification stands, only the shortcut is lost
-            log.warning("could not record verification in %s: %s", rec_path, exc)
+            digest, _, _ = _check_split(folder, manifest, rel, {}, parse=True)
+        except CemnistIntegrityError as exc:
+            problems.append(str(exc).split(" Fix: ")[0])
+            continue
+        files[rel] = digest
+    if problems:
+        raise CemnistIntegrityError(f"{folder} failed verification:\n  " + "\n  ".join(problems) + f"\n{_fix(folder)}")
+    if record:
+        _save_record(folder, msha, files, cache_dir)
     return manifest
 
 
-def _check_files_fast(folder: Path, manifest: dict[str, Any], config: str, splits: list[str]) -> bool:
-    """True when ``config``'s files match the SHA-256s recorded at verification time.
+def _ensure_verified(rel: ReleaseFolder, configs: Sequence[str], cache_dir: str | os.PathLike[str] | None) -> None:
+    recorded = _load_record(rel.path, rel.manifest_sha256, cache_dir)
+    new: dict[str, str] = {}
+    for r in _config_rels(rel.manifest, configs, rel.path):
+        digest, _, fresh = _check_split(rel.path, rel.manifest, r, recorded, parse=False)
+        if fresh:
+            new[r] = digest
+    _save_record(rel.path, rel.manifest_sha256, new, cache_dir)
 
-    Returns False when no record exists for them yet (content must then be verified). Raises
-    :class:`CemnistIntegrityError` when a recorded file changed (corrupted or truncated cache).
-    """
-    rec_path = folder / VERIFIED_NAME
-    if not rec_path.is_file():
-        return False
-    rec = json.loads(rec_path.read_text(encoding="utf-8"))
-    if rec.get("version") != manifest.get("version"):
-        return False
-    for split in splits:
-        rel = split_path(config, split)
-        if rel not in rec.get("files", {}):
-            return False
-        p = folder / rel
-        if not p.is_file():
-            raise CemnistIntegrityError(f"{p} is missing from the verified release {folder}. Fix: delete {folder} and load again, or run `cemnist build --out {folder} --overwrite`.")
-        digest = file_sha256(p)
-        if digest != rec["files"][rel]:
-            raise CemnistIntegrityError(
-                f"{p} changed since it was verified (SHA-256 {digest[:16]}…, recorded {rec['files'][rel][:16]}…, "
-                f"{p.stat().st_size} bytes): the file is corrupted or truncated. "
-                f"Fix: delete {folder} and load again (it is rebuilt), or run `cemnist build --out {folder} --overwrite`."
-            )
-    return True
+
+def read_verified_table(
+    release: ReleaseFolder, config: str, split: str, *, cache_dir: str | os.PathLike[str] | None = None
+) -> "pa.Table":
+    """The Arrow table of one split, parsed from the very bytes that were checked (see module doc)."""
+    rel = split_path(config, split)
+    recorded = _load_record(release.path, release.manifest_sha256, cache_dir)
+    digest, table, fresh = _check_split(release.path, release.manifest, rel, recorded, parse=True)
+    if fresh:
+        _save_record(release.path, release.manifest_sha256, {rel: digest}, cache_dir)
+    assert table is not None
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# resolving a path to a verified release folder
 
 
 def _hub_offline() -> bool:
@@ -208,12 +330,23 @@ def _hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _download_from_hub(repo_id: str, revision: str, dest: Path) -> Path:
-    """Download a release snapshot into a temporary sibling of ``dest``; returns that folder."""
+def _hub_patterns(configs: Sequence[str] | None) -> list[str]:
+    """``allow_patterns`` of a Hub download: the repo's small files and only the requested configs."""
+    return list(_REPO_EXTRAS) + (["data/*/*"] if configs is None else [f"data/{c}/*" for c in configs])
+
+
+def _download_from_hub(repo_id: str, revision: str, dest: Path, *, allow_patterns: list[str]) -> Path:
+    """Download the files matching ``allow_patterns`` into a temporary sibling of ``dest``; returns it."""
     from huggingface_hub import snapshot_download
 
     tmp = dest.parent / f".{dest.name}.download-{uuid.uuid4().hex[:12]}"
-    snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(tmp))
+    try:
+        snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(tmp),
+                          allow_patterns=allow_patterns)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
     return tmp
 
 
@@ -223,172 +356,393 @@ def _hub_unreachable_errors() -> tuple[type[BaseException], ...]:
     return (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, errors.HfHubHTTPError, OSError)
 
 
+def _classify_path(path: str | os.PathLike[str]) -> tuple[str, Any]:
+    """``("package", None)``, ``("local", folder)`` or ``("hub", repo_id)``; "no such folder" otherwise."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be 'cemnist', a release folder or a Hub dataset id, got {path!r}")
+    s = os.fspath(path)
+    if s in ("cemnist", HUB_REPO_ID):
+        return "package", None
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return "local", p.resolve()
+    if p.exists():
+        raise FileNotFoundError(f"no such folder: {s} is a file; pass a release folder (built with `cemnist build --out DIR`)")
+    if _HUB_ID_RE.match(s) and ".." not in s:
+        return "hub", s
+    raise FileNotFoundError(
+        f"no such folder: {s}. Pass 'cemnist' (the published release), an existing release folder "
+        "(build one with `cemnist build --out DIR`), or a Hub dataset id 'owner/name'."
+    )
+
+
+def _package_version(version: str | None, revision: str | None) -> str:
+    """The release version asked for by ``version`` and/or ``revision`` (a tag ``v<version>``)."""
+    from_rev = None
+    if revision is not None:
+        m = re.fullmatch(r"v?(\d+\.\d+\.\d+)", str(revision))
+        if m is None:
+            raise ValueError(
+                f"revision {revision!r} is not a CEMNIST release tag; the package loads releases by tag: "
+                f"{[r.tag for r in RELEASES.values()]}"
+            )
+        from_rev = m.group(1)
+    if version is not None and from_rev is not None and version != from_rev:
+        raise ValueError(f"version={version!r} contradicts revision={revision!r}; pass one of them")
+    v = version or from_rev or LATEST_VERSION
+    get_release(v)  # precise error for unknown versions
+    return v
+
+
+def _verified(folder: Path, configs: Sequence[str] | None, expected: dict[str, Any] | None,
+              cache_dir: str | os.PathLike[str] | None) -> ReleaseFolder:
+    manifest, msha = _read_manifest(folder)
+    if expected is not None:
+        compare_manifests(manifest, expected, folder)
+    rel = ReleaseFolder(folder, manifest, msha)
+    _ensure_verified(rel, list(manifest["configs"]) if configs is None else configs, cache_dir)
+    return rel
+
+
+def _missing_configs(folder: Path, manifest: dict[str, Any], configs: Sequence[str] | None) -> list[str]:
+    wanted = list(manifest["configs"]) if configs is None else list(configs)
+    return [c for c in wanted if c in manifest["configs"] and not all((folder / split_path(c, s)).is_file() for s in SPLITS)]
+
+
+def _fetch_configs(repo_id: str, revision: str, folder: Path, manifest: dict[str, Any], msha: str,
+                   configs: list[str], cache_dir: str | os.PathLike[str] | None) -> None:
+    """Download the files of ``configs`` into an existing cached folder, verified before they move in."""
+    tmp = _download_from_hub(repo_id, revision, folder, allow_patterns=[f"data/{c}/*" for c in configs])
+    try:
+        files = {}
+        for r in _config_rels(manifest, configs, folder):
+            digest, _, _ = _check_split(tmp, manifest, r, {}, parse=True)
+            files[r] = digest
+        for r in files:
+            (folder / r).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / r, folder / r)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _save_record(folder, msha, files, cache_dir)
+
+
 def resolve_release(
-    path: str = "cemnist",
+    path: str | os.PathLike[str] = "cemnist",
     *,
     version: str | None = None,
+    revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     source: Source = "auto",
     configs: list[str] | None = None,
     progress: bool = True,
 ) -> ReleaseFolder:
-    """Find or create a verified release folder.
+    """Find or create a verified release folder holding ``configs`` (default: all).
 
-    ``path`` is ``"cemnist"`` (the published release ``version``, default latest), a local release
-    folder, or a Hub dataset repo id. For ``"cemnist"`` the order is: verified cache, then the Hub at
-    the pinned tag (skipped when ``HF_HUB_OFFLINE=1`` or unreachable), then regeneration from the
-    MNIST copy inside the package. ``source`` forces one step (``"cache"``, ``"hub"``, ``"generate"``).
+    ``path`` is ``"cemnist"`` or ``"cemnist/cemnist"`` (the published release ``version``, or tag
+    ``revision="v<version>"``; default latest), a local release folder, or a Hub dataset repo id. For
+    the published release the order is: verified cache, then the Hub at the pinned tag (skipped when
+    ``HF_HUB_OFFLINE=1`` or unreachable), then regeneration from the MNIST copy inside the package.
+    ``source`` forces one step (``"cache"``, ``"hub"``, ``"generate"``). A Hub download fetches only
+    the files of ``configs`` (``allow_patterns``); later calls fetch further configs into the same
+    cached folder.
     """
     if source not in ("auto", "cache", "hub", "generate"):
         raise ValueError(f"unknown source {source!r}; valid: 'auto', 'cache', 'hub', 'generate'")
-    if path != "cemnist" and Path(path).expanduser().is_dir():
-        folder = Path(path).expanduser().resolve()
-        manifest = _read_manifest(folder)
-        shipped = shipped_manifest_for(manifest)
-        if shipped is not None:  # the published spec: content must match the release
-            compare_manifests(manifest, shipped, folder)
-        for cfg in list(manifest["configs"]) if configs is None else configs:
-            if not _check_files_fast(folder, manifest, cfg, list(SPLITS)):
-                verify_release(folder, configs=[cfg])
-        return ReleaseFolder(folder, manifest)
+    kind, target = _classify_path(path)
+    if kind == "local":
+        folder = target
+        manifest, _ = _read_manifest(folder)
+        return _verified(folder, configs, shipped_manifest_for(manifest), cache_dir)
 
-    if path == "cemnist":
-        version = version or LATEST_VERSION
-        release = get_release(version)
-        repo_id, revision = HUB_REPO_ID, release.tag
+    if kind == "package":
+        version = _package_version(version, revision)
+        repo_id, rev = HUB_REPO_ID, get_release(version).tag
         expected: dict[str, Any] | None = load_manifest(version)
         folder = cache_root(cache_dir) / "releases" / version
     else:
-        if path.count("/") != 1:
-            raise ValueError(f"path {path!r} is neither 'cemnist', an existing release folder, nor a Hub repo id 'owner/name'")
-        repo_id, revision = path, (f"v{version}" if version else "main")
+        if version is not None and revision is not None and revision != f"v{version}":
+            raise ValueError(f"version={version!r} contradicts revision={revision!r}; pass one of them")
+        repo_id, rev = target, revision or (f"v{version}" if version else "main")
         expected = None
-        folder = cache_root(cache_dir) / "hub" / repo_id.replace("/", "--") / revision
+        folder = cache_root(cache_dir) / "hub" / repo_id.replace("/", "--") / rev
+        if not folder.is_dir() and source == "auto" and _hub_offline():
+            raise FileNotFoundError(
+                f"no such folder: {path}; and the Hub dataset {repo_id!r} (revision {rev!r}) is not cached while the "
+                "Hub is offline (HF_HUB_OFFLINE=1)"
+            )
+    if source == "cache" and not folder.is_dir():
+        raise FileNotFoundError(f"no cached release at {folder}; load with source='auto' to download or build it")
+    hub_allowed = source == "hub" or (source == "auto" and not _hub_offline())
     folder.parent.mkdir(parents=True, exist_ok=True)
 
     with FileLock(str(folder) + ".lock"):
         if folder.is_dir():
-            manifest = _read_manifest(folder)
+            manifest, msha = _read_manifest(folder)
             if expected is not None:
                 compare_manifests(manifest, expected, folder)
-            for cfg in list(manifest["configs"]) if configs is None else configs:
-                if not _check_files_fast(folder, manifest, cfg, list(SPLITS)):
-                    verify_release(folder, expected=expected, configs=[cfg])
-            return ReleaseFolder(folder, manifest)
+            missing = _missing_configs(folder, manifest, configs)
+            if missing and hub_allowed:
+                try:
+                    _fetch_configs(repo_id, rev, folder, manifest, msha, missing, cache_dir)
+                    missing = []
+                except _hub_unreachable_errors() as exc:
+                    if source == "hub" or expected is None:
+                        raise
+                    log.warning("CEMNIST: Hub %s@%s not reachable (%s); regenerating locally.", repo_id, rev, type(exc).__name__)
+            if missing and expected is not None and source in ("auto", "generate"):
+                return _build_into(folder, expected, version, progress=progress, cache_dir=cache_dir, overwrite=True)
+            return _verified(folder, configs, expected, cache_dir)
         if source == "cache":
             raise FileNotFoundError(f"no cached release at {folder}; load with source='auto' to download or build it")
 
-        if source in ("auto", "hub") and not (source == "auto" and _hub_offline()):
+        if hub_allowed and source != "generate":
             try:
-                tmp = _download_from_hub(repo_id, revision, folder)
+                tmp = _download_from_hub(repo_id, rev, folder, allow_patterns=_hub_patterns(configs))
             except _hub_unreachable_errors() as exc:
                 if source == "hub" or expected is None:
                     raise
-                log.warning("CEMNIST: Hub %s@%s not reachable (%s); regenerating locally.", repo_id, revision, type(exc).__name__)
+                log.warning("CEMNIST: Hub %s@%s not reachable (%s); regenerating locally.", repo_id, rev, type(exc).__name__)
             else:
                 try:
+                    manifest, msha = _read_manifest(tmp)
                     if expected is None:  # a fork or mirror repo that claims a published release is held to it
-                        expected = shipped_manifest_for(_read_manifest(tmp))
-                    manifest = verify_release(tmp, expected=expected)
+                        expected = shipped_manifest_for(manifest)
+                    if expected is not None:
+                        compare_manifests(manifest, expected, tmp)
+                    files = {}
+                    for r in _config_rels(manifest, list(manifest["configs"]) if configs is None else configs, tmp):
+                        files[r], _, _ = _check_split(tmp, manifest, r, {}, parse=True)
                     os.replace(tmp, folder)
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
-                return ReleaseFolder(folder, manifest)
+                _save_record(folder, msha, files, cache_dir)
+                return ReleaseFolder(folder, manifest, msha)
         if expected is None:
-            raise FileNotFoundError(f"{repo_id}@{revision} is not cached and cannot be regenerated (no shipped manifest)")
-        spec = CemnistSpec.from_dict(expected["spec"])
-        log.info("CEMNIST: building release %s into %s", version, folder)
-        manifest = build_release_locked(folder, spec=spec, progress=progress)
-        compare_manifests(manifest, expected, folder)
-        _record_built(folder, manifest)
-        return ReleaseFolder(folder, manifest)
+            raise FileNotFoundError(f"{repo_id}@{rev} is not cached and cannot be regenerated (no shipped manifest)")
+        return _build_into(folder, expected, version, progress=progress, cache_dir=cache_dir, overwrite=False)
 
 
-def _record_built(folder: Path, manifest: dict[str, Any]) -> None:
-    """A fresh build computed its content hashes from the rendered arrays: record its files as verified."""
-    files = {rel: info["sha256"] for rel, info in manifest["files"].items()}
-    atomic_write_text(folder / VERIFIED_NAME, json.dumps({"version": manifest["version"], "files": files}, indent=1, sort_keys=True))
+def _build_into(folder: Path, expected: dict[str, Any], version: str | None, *, progress: bool,
+                cache_dir: str | os.PathLike[str] | None, overwrite: bool) -> ReleaseFolder:
+    """Regenerate a published release into ``folder`` (lock held) and record its files as verified."""
+    from .release import build_release_locked
+
+    spec = CemnistSpec.from_dict(expected["spec"])
+    log.info("CEMNIST: building release %s into %s", version, folder)
+    manifest = build_release_locked(folder, spec=spec, progress=progress, overwrite=overwrite)
+    compare_manifests(manifest, expected, folder)
+    msha = hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest()
+    # a fresh build computed its content hashes from the rendered arrays: its files are verified
+    _save_record(folder, msha, {rel: info["sha256"] for rel, info in manifest["files"].items()}, cache_dir)
+    return ReleaseFolder(folder, manifest, msha)
 
 
-def shipped_manifest_for(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The shipped manifest a folder must match: same published version and the same spec; else None."""
-    from .registry import RELEASES
+# ---------------------------------------------------------------------------------------------
+# load_dataset
 
-    if manifest.get("version") not in RELEASES:
-        return None
-    shipped = load_manifest(manifest["version"])
-    return shipped if manifest.get("spec") == shipped["spec"] else None
-
-
-def _select_config(task: int | None, config: str | None, mode: str, spec: CemnistSpec) -> str:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {list(MODES)}")
-    if config is not None:
-        if task is not None:
-            raise ValueError("pass either task=... (with mode=...) or config=..., not both")
-        parse_config_name(config)
-        if config not in spec.config_names():
-            raise ValueError(f"config {config!r} is not in this release; configs: {spec.config_names()}")
-        return config
-    if task is None:
-        raise ValueError(f"pass task=<int in [0, {spec.num_tasks - 1}]> or config=<name>; configs: {spec.config_names()}")
-    spec.check_task(task)
-    return config_name(mode, task)
+_REJECTED_OPTIONS = {
+    "data_dir": "a release has fixed files per config; choose the config with name= (or task= and mode=)",
+    "data_files": "a release has fixed files per config; choose the config with name= (or task= and mode=)",
+    "features": "the features are fixed by the release (cemnist_data.features.FEATURES); cast after loading with .cast()",
+    "download_mode": "the cache is verified on every load; to rebuild, delete the cached folder or run `cemnist build --overwrite`",
+    "verification_mode": "decoded-content hashes are always checked; verification cannot be turned off or relaxed",
+    "keep_in_memory": "splits are always held in memory: no Arrow cache is written",
+    "save_infos": "the release's infos are fixed by its manifest",
+    "num_proc": "there is nothing to prepare: the verified parquet files are read directly",
+    "storage_options": "releases are local folders or Hub repos; fsspec storage is not used",
+    "trust_remote_code": "CEMNIST runs no dataset script",
+    "token": "authenticate through huggingface_hub (the HF_TOKEN variable or `hf auth login`)",
+    "download_config": "downloads go through huggingface_hub.snapshot_download with the files of the requested config only",
+}
 
 
-def load_dataset(
-    path: str = "cemnist",
-    *,
-    task: int | None = None,
-    config: str | None = None,
-    split: str | None = None,
-    mode: str = "overlap",
-    version: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    source: Source = "auto",
-) -> datasets.Dataset | datasets.DatasetDict:
-    """Load one task (or ``config="joint"``) of CEMNIST as ``datasets`` objects.
+def _reject_options(kwargs: dict[str, Any]) -> None:
+    for key in kwargs:
+        if key in _REJECTED_OPTIONS:
+            raise ValueError(f"load_dataset: option {key}= is not supported for CEMNIST: {_REJECTED_OPTIONS[key]}")
+    if kwargs:
+        raise TypeError(f"load_dataset() got unexpected keyword arguments {sorted(kwargs)}")
 
-    ``load_dataset("cemnist", task=2)`` returns a ``DatasetDict`` with ``train``, ``validation``
-    and ``test``; ``split="train"`` returns that ``Dataset``. See :func:`resolve_release` for
-    ``path``, ``version`` and ``source``.
-    """
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
-    if mode not in MODES:
+
+def _choose_config(spec: CemnistSpec, *, name: str | None, task: int | None, mode: str | None) -> str:
+    """The config that ``name``/``task``/``mode`` ask for; contradicting arguments are a ValueError."""
+    if mode is not None and mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {list(MODES)}")
     if task is not None and (isinstance(task, bool) or not isinstance(task, int)):
         raise ValueError(f"task must be an integer, got {task!r}")
-    # validate against the shipped spec before touching the cache, so bad input fails fast
-    if path == "cemnist":
-        _select_config(task, config, mode, CemnistSpec.from_dict(load_manifest(version or LATEST_VERSION)["spec"]))
-    rel = resolve_release(path, version=version, cache_dir=cache_dir, source=source, configs=[])
-    cfg = _select_config(task, config, mode, rel.spec)
-    splits = [split] if split is not None else list(SPLITS)
-    if not _check_files_fast(rel.path, rel.manifest, cfg, splits):
-        verify_release(rel.path, configs=[cfg])
-    files = {s: str(rel.file(cfg, s)) for s in splits}
-    dd = datasets.load_dataset(
-        "parquet",
-        data_files=files,
-        features=FEATURES,
-        cache_dir=str(cache_root(cache_dir) / "arrow"),
+    if name is not None:
+        cmode, ctask = parse_config_name(name)
+        if name not in spec.config_names():
+            raise ValueError(f"config {name!r} is not in this release; configs: {spec.config_names()}")
+        if mode is not None and mode != cmode and not (cmode == "joint" and mode == "overlap"):
+            what = "the union of the overlap tasks" if cmode == "joint" else f"mode {cmode!r}"
+            raise ValueError(f"mode={mode!r} contradicts config {name!r} ({what}); pass the config alone, or task= with mode=")
+        if task is not None and task != ctask:
+            what = "every task" if ctask is None else f"task {ctask}"
+            raise ValueError(f"task={task} contradicts config {name!r} ({what}); pass the config alone, or task= with mode=")
+        return name
+    if task is None:
+        if mode is not None:
+            raise ValueError(f"mode={mode!r} needs task=<int in [0, {spec.num_tasks - 1}]> (or a config name such as '{mode}-task0')")
+        return spec.config_names()[0]  # the card's default config, as datasets.load_dataset(path) gives
+    spec.check_task(task)
+    return config_name(mode or "overlap", task)
+
+
+def _split_request(split: Any) -> tuple[str, list[str]]:
+    """``("dict", SPLITS)``, ``("one", [spec])`` or ``("list", [spec, ...])``, each spec checked."""
+    import datasets
+
+    if split is None:
+        return "dict", list(SPLITS)
+    if isinstance(split, (list, tuple)):
+        if not split:
+            raise ValueError("split=[] asks for no split; pass a split name, a list of them, or None for all")
+        specs, shape = [str(s) for s in split], "list"
+    elif isinstance(split, (str, datasets.NamedSplit)):
+        specs, shape = [str(split)], "one"
+    else:
+        raise ValueError(f"split must be a string such as 'train', 'train[:10%]' or 'train+validation', a list of them, or None; got {split!r}")
+    for s in specs:
+        try:
+            ri = datasets.ReadInstruction.from_spec(s)
+        except (ValueError, AssertionError) as exc:
+            raise ValueError(f"unknown split {s!r} ({exc}); valid splits: {list(SPLITS)}, with slices such as 'train[:10%]' or 'train+validation'") from None
+        for part in ri._relative_instructions:  # noqa: SLF001  (the public API offers no other reader)
+            if part.splitname not in SPLITS:
+                raise ValueError(f"unknown split {part.splitname!r} in {s!r}; valid splits: {list(SPLITS)}")
+    return shape, specs
+
+
+def _base_splits(spec: str) -> list[str]:
+    import datasets
+
+    return [p.splitname for p in datasets.ReadInstruction.from_spec(spec)._relative_instructions]  # noqa: SLF001
+
+
+def dataset_info(manifest: dict[str, Any], config: str) -> "datasets.DatasetInfo":
+    """A ``datasets.DatasetInfo`` for one config: name, description, licence, citation, homepage, splits."""
+    import datasets
+
+    from .features import FEATURES
+
+    release = shipped_manifest_for(manifest) is not None
+    splits = datasets.SplitDict(dataset_name="cemnist")
+    for s in SPLITS:
+        splits.add(datasets.SplitInfo(name=s, num_examples=int(manifest["configs"][config]["splits"][s]["num_rows"]),
+                                      dataset_name="cemnist"))
+    what = f"release {manifest['version']}" if release else f"custom build {display_version(manifest)} (not a release)"
+    return datasets.DatasetInfo(
+        description=f"{DESCRIPTION} Config {config} of CEMNIST {what}, setting {manifest['spec']['setting']}.",
+        citation=CITATION,
+        homepage=HOMEPAGE,
+        license=LICENSE,
+        features=FEATURES.copy(),
+        dataset_name="cemnist",
+        config_name=config,
+        version=str(manifest["version"]) if release else None,
+        splits=splits,
     )
-    return dd[split] if split is not None else dd
+
+
+def _make_dataset(tables: dict[str, "pa.Table"], spec: str, info: "datasets.DatasetInfo", manifest: dict[str, Any], config: str) -> "datasets.Dataset":
+    import datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    from .features import FEATURES
+
+    ri = datasets.ReadInstruction.from_spec(spec)
+    parts = [tables[a.splitname].slice(a.from_, a.to - a.from_)
+             for a in ri.to_absolute({s: t.num_rows for s, t in tables.items()})]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    table = table.replace_schema_metadata(None).cast(FEATURES.arrow_schema)
+    key = "|".join([config, spec] + [manifest["configs"][config]["splits"][s]["content_sha256"] for s in _base_splits(spec)])
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return datasets.Dataset(InMemoryTable(table), info=info, split=datasets.NamedSplit(spec), fingerprint=fingerprint)
+
+
+def load_dataset(
+    path: str | os.PathLike[str] = "cemnist",
+    name: str | None = None,
+    *,
+    split: Any = None,
+    task: int | None = None,
+    config: str | None = None,
+    mode: str | None = None,
+    version: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    streaming: bool = False,
+    source: Source = "auto",
+    **kwargs: Any,
+) -> Any:
+    """Load one config of CEMNIST as ``datasets`` objects, the way ``datasets.load_dataset`` does.
+
+    ``load_dataset("cemnist", "overlap-task2")`` (or ``name=``/``config=``), or
+    ``load_dataset("cemnist", task=2, mode="overlap")``; without either, the default config
+    ``overlap-task0``. Arguments that contradict each other (``config="overlap-task2", mode="disjoint"``)
+    are a ``ValueError``. ``split`` is ``None`` (a ``DatasetDict`` of train/validation/test), a split
+    with optional slicing (``"train[:10%]"``, ``"train+validation"``: a ``Dataset``) or a list of them
+    (a list of ``Dataset``). ``streaming=True`` gives ``IterableDataset``(s) over the same verified
+    data. ``revision="v1.0.0"`` is the tag form of ``version="1.0.0"``. ``path`` is ``"cemnist"`` (or
+    ``"cemnist/cemnist"``), a local release folder, or a Hub dataset id (see :func:`resolve_release`).
+    Splits are read from the verified parquet bytes into memory; no Arrow cache is written.
+    ``datasets`` options that make no sense here are rejected with the reason.
+    """
+    import datasets
+
+    _reject_options(kwargs)
+    if name is not None and config is not None and name != config:
+        raise ValueError(f"name={name!r} contradicts config={config!r}; pass one of them")
+    name = name if name is not None else config
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"name must be a config name such as 'overlap-task2', got {name!r}")
+    if not isinstance(streaming, bool):
+        raise ValueError(f"streaming must be True or False, got {streaming!r}")
+    shape, specs = _split_request(split)
+    kind, _ = _classify_path(path)
+    if kind == "package":  # validate against the shipped spec before touching the cache, so bad input fails fast
+        version = _package_version(version, revision)
+        revision = None
+        _choose_config(CemnistSpec.from_dict(load_manifest(version)["spec"]), name=name, task=task, mode=mode)
+        if source not in ("auto", "cache", "hub", "generate"):
+            raise ValueError(f"unknown source {source!r}; valid: 'auto', 'cache', 'hub', 'generate'")
+    rel = resolve_release(path, version=version, revision=revision, cache_dir=cache_dir, source=source, configs=[])
+    cfg = _choose_config(rel.spec, name=name, task=task, mode=mode)
+    if kind == "hub" and _missing_configs(rel.path, rel.manifest, [cfg]):
+        rel = resolve_release(path, version=version, revision=revision, cache_dir=cache_dir, source=source, configs=[cfg])
+    needed = sorted({b for s in specs for b in _base_splits(s)}, key=SPLITS.index)
+    tables = {s: read_verified_table(rel, cfg, s, cache_dir=cache_dir) for s in needed}
+    info = dataset_info(rel.manifest, cfg)
+    out = [_make_dataset(tables, s, info, rel.manifest, cfg) for s in specs]
+    if streaming:
+        streams = []
+        for ds in out:
+            it = ds.to_iterable_dataset()
+            it.info.update(info.copy())  # to_iterable_dataset keeps only the features
+            streams.append(it)
+        out = streams
+    if shape == "one":
+        return out[0]
+    if shape == "list":
+        return out
+    return (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(dict(zip(specs, out)))
 
 
 def release_info(
     path: str = "cemnist", *, version: str | None = None, cache_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, Any]:
     """Settings, tasks, sizes and content hashes of a release (no data is read for ``"cemnist"``)."""
-    if path == "cemnist":
+    if path in ("cemnist", HUB_REPO_ID):
         manifest = load_manifest(version or LATEST_VERSION)
     else:
         manifest = resolve_release(path, version=version, cache_dir=cache_dir, configs=[]).manifest
     spec = manifest["spec"]
     return {
         "version": manifest["version"],
+        "display_version": display_version(manifest),
         "setting": spec["setting"],
         "class_order": spec["class_order"],
         "tasks": manifest["tasks"],

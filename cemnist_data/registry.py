@@ -18,10 +18,38 @@ __all__ = [
     "Release",
     "get_release",
     "load_manifest",
+    "shipped_manifest_for",
+    "display_version",
+    "DESCRIPTION",
+    "HOMEPAGE",
+    "CITATION",
+    "MNIST_HUB_ID",
 ]
 
 HUB_REPO_ID = "cemnist/cemnist"
 """Hugging Face dataset repository of the published releases (tag ``v<version>``)."""
+
+HOMEPAGE = f"https://huggingface.co/datasets/{HUB_REPO_ID}"
+"""The dataset's page on the Hub (``info.homepage``)."""
+MNIST_HUB_ID = "ylecun/mnist"
+"""The MNIST dataset on the Hub (the card's ``source_datasets``)."""
+
+DESCRIPTION = (
+    "CEMNIST (Continual Extended MNIST) is a deterministic toy benchmark for continual "
+    "(class-incremental) semantic segmentation: 60x60 images holding two to four real MNIST digits, "
+    "with a per-pixel label map (0 background, d+1 digit d); the ten digits are learned over several "
+    "tasks, and while a task is learned, old and future digits are labelled background."
+)
+"""One-paragraph description (``info.description`` of every loaded split)."""
+
+CITATION = r"""@misc{cemnist2026,
+  title        = {{CEMNIST}: Continual Extended {MNIST}, a Toy Benchmark for Continual Semantic Segmentation},
+  author       = {{The CEMNIST authors}},
+  year         = {2026},
+  howpublished = {Hugging Face dataset \texttt{cemnist/cemnist}},
+  url          = {https://huggingface.co/datasets/cemnist/cemnist}
+}"""
+"""BibTeX of the dataset (``info.citation``); the card adds the works it builds on."""
 
 LICENSE = "cc-by-sa-3.0"
 LICENSE_CREDIT = (
@@ -128,3 +156,23 @@ def load_manifest(version: str) -> dict[str, Any]:
             "reinstall cemnist, or regenerate it with `python builder_scripts/build_release.py --update-manifest`"
         ) from None
     return json.loads(text)
+
+
+def shipped_manifest_for(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The shipped manifest a folder must match: same published version and the same spec; else None."""
+    if manifest.get("version") not in RELEASES:
+        return None
+    shipped = load_manifest(manifest["version"])
+    return shipped if manifest.get("spec") == shipped["spec"] else None
+
+
+def display_version(manifest: dict[str, Any]) -> str:
+    """The version a manifest is shown under: the release version for the published spec, else
+    ``<version>+custom.<8 hex digits of the spec>``, which cannot be mistaken for a release."""
+    if shipped_manifest_for(manifest) is not None:
+        return str(manifest["version"])
+    import hashlib
+
+    spec = {k: v for k, v in manifest.get("spec", {}).items() if k != "version"}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:8]
+    return f"{manifest.get('version')}+custom.{digest}"

@@ -19,7 +19,6 @@ import textwrap
 import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +295,100 @@ def test_item11_the_next_build_removes_a_dead_build_s_partial_only(tmp_path: Pat
     build_release(out, spec=TINY, progress=False)
     assert not stale.exists() and live.is_dir() and (foreign_old / "thesis.tex").read_text() == "keep me"
     verify_release(out)
+
+
+# --- 8. paths that cannot be used: clear errors naming the path and the fix; read-only caches work --
+
+
+def _read_only(folder: Path) -> None:
+    for p in [folder, *folder.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(0o555 if p.is_dir() else 0o444)
+
+
+def _run_without_write_access(code: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python that cannot write where file modes say so.
+
+    As root, file modes do not stop writes: the child then runs without the capabilities that
+    override them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER), via util-linux ``setpriv``.
+    """
+    env = dict(os.environ, HOME=str(home), HF_HUB_OFFLINE="1")
+    env.pop("CEMNIST_CACHE", None)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without util-linux setpriv: file modes cannot make a folder read-only")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    return subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code), *args], env=env, cwd=str(home),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_item08_a_read_only_complete_cache_is_usable(release, tmp_path: Path) -> None:
+    """A read-only but complete, verified cache failed with PermissionError on its lock file; a build
+    into a read-only folder and a first load into a read-only empty cache gave raw tracebacks."""
+    from cemnist_data.loader import resolve_release
+
+    ro = tmp_path / "cache"
+    shutil.copytree(release.path, ro / "releases" / "1.0.0")
+    resolve_release("cemnist", cache_dir=ro, progress=False)  # verified (and recorded) while writable
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    _read_only(ro)
+    _read_only(empty)
+    code = """
+        import sys
+        from cemnist_data import load_dataset
+        from cemnist_data.cli import main
+        ds = load_dataset("cemnist", task=1, split="validation", cache_dir=sys.argv[1])
+        print("rows", ds.num_rows, ds[0]["image"].size)
+        try:
+            load_dataset("cemnist", task=1, split="validation", cache_dir=sys.argv[2])
+        except PermissionError as exc:
+            print("empty:", exc)
+        print("build rc", main(["build", "--out", sys.argv[2] + "/rel", "--train-per-task", "24", "--quiet"]))
+    """
+    proc = _run_without_write_access(code, str(ro), str(empty), home=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rows 500 (60, 60)" in proc.stdout
+    assert (f"empty: the cache {empty / 'releases'} is read-only and holds no release 1.0.0. Fix: use a writable cache"
+            in proc.stdout), proc.stdout
+    assert "build rc 1" in proc.stdout
+    assert f"cannot write the release {empty}/rel: {empty} is not writable (Permission denied). Fix: choose an --out" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in empty.iterdir()) == []
+
+
+def test_item08_cache_pointing_to_a_file_names_the_setting_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """$CEMNIST_CACHE pointing to a file gave a raw NotADirectoryError/FileExistsError traceback."""
+    from cemnist_data import load_dataset
+    from cemnist_data.workdirs import CemnistPathError
+
+    f = tmp_path / "cache.txt"
+    f.write_text("not a folder")
+    monkeypatch.setenv("CEMNIST_CACHE", str(f))
+    with pytest.raises(CemnistPathError, match=rf"\$CEMNIST_CACHE {f} is a file, not a folder\. Fix: point CEMNIST_CACHE to a folder"):
+        load_dataset("cemnist", task=0, split="test")
+    monkeypatch.setenv("CEMNIST_CACHE", str(f / "sub"))
+    assert cemnist_main(["verify"]) == 2
+    assert f"$CEMNIST_CACHE {f / 'sub'} cannot be a folder: {f} is a file. Fix:" in capsys.readouterr().err
+    assert f.read_text() == "not a folder"
+    with pytest.raises(CemnistPathError, match=rf"cache_dir \(--cache-dir\) {f} is a file"):
+        load_dataset("cemnist", task=0, split="test", cache_dir=f)
+
+
+def test_item08_a_file_where_the_cache_keeps_a_release_is_not_overwritten(tmp_path: Path) -> None:
+    """The loader said "pass overwrite=True", an option it does not have; it must say what works."""
+    from cemnist_data import load_dataset
+    from cemnist_data.workdirs import CemnistPathError
+
+    (tmp_path / "releases").mkdir()
+    f = tmp_path / "releases" / "1.0.0"
+    f.write_text("a file in the way")
+    with pytest.raises(CemnistPathError) as info:
+        load_dataset("cemnist", task=0, split="test", cache_dir=tmp_path)
+    msg = str(info.value)
+    assert f"{f}, where the cache keeps this release, is a file, not a folder. Fix: move or delete that file" in msg
+    assert "overwrite" not in msg and f.read_text() == "a file in the way"

@@ -13,14 +13,15 @@ anywhere, so there is no second, unchecked copy of the data. Verification record
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,7 @@ from .registry import (
     shipped_manifest_for,
 )
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
+from .workdirs import CemnistPathError, check_folder_location, make_work_dir, remove_stale_work_dirs
 
 if TYPE_CHECKING:
     import datasets
@@ -72,13 +74,44 @@ class CemnistIntegrityError(RuntimeError):
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``cache_dir`` > ``$CEMNIST_CACHE`` > ``$XDG_CACHE_HOME/cemnist`` > ``~/.cache/cemnist``."""
+    """``cache_dir`` > ``$CEMNIST_CACHE`` > ``$XDG_CACHE_HOME/cemnist`` > ``~/.cache/cemnist``.
+
+    Raises :class:`~cemnist_data.workdirs.CemnistPathError` naming the setting and the fix when the
+    chosen path is (or lies inside) a file.
+    """
     if cache_dir is not None:
-        return Path(cache_dir).expanduser().resolve()
-    if os.environ.get("CEMNIST_CACHE"):
-        return Path(os.environ["CEMNIST_CACHE"]).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base).resolve() / "cemnist"
+        root, what, fix = Path(cache_dir).expanduser().resolve(), "cache_dir (--cache-dir)", "pass a folder."
+    elif os.environ.get("CEMNIST_CACHE"):
+        root, what = Path(os.environ["CEMNIST_CACHE"]).expanduser().resolve(), "$CEMNIST_CACHE"
+        fix = "point CEMNIST_CACHE to a folder (or unset it to use ~/.cache/cemnist), or pass cache_dir= (--cache-dir)."
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root, what = Path(base).resolve() / "cemnist", "the default cache"
+        fix = "set CEMNIST_CACHE to a folder, or pass cache_dir= (--cache-dir)."
+    check_folder_location(root, what=what, fix=fix)
+    return root
+
+
+@contextmanager
+def _cache_lock(folder: Path) -> Iterator[bool]:
+    """Hold ``<folder>.lock``; yields False without a lock when the cache cannot be written at all.
+
+    A read-only cache can still serve a complete release: nobody with our rights can change it, and
+    a release folder only ever appears or is replaced in one rename.
+    """
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder) + ".lock")
+        lock.acquire()
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -339,7 +372,8 @@ def _download_from_hub(repo_id: str, revision: str, dest: Path, *, allow_pattern
     """Download the files matching ``allow_patterns`` into a temporary sibling of ``dest``; returns it."""
     from huggingface_hub import snapshot_download
 
-    tmp = dest.parent / f".{dest.name}.download-{uuid.uuid4().hex[:12]}"
+    remove_stale_work_dirs(dest.parent, target=dest.name)  # what killed loads of it left
+    tmp = make_work_dir(dest, "download", create=False)  # named after this process: see cemnist_data.workdirs
     try:
         snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(tmp),
                           allow_patterns=allow_patterns)
@@ -473,9 +507,13 @@ def resolve_release(
     if source == "cache" and not folder.is_dir():
         raise FileNotFoundError(f"no cached release at {folder}; load with source='auto' to download or build it")
     hub_allowed = source == "hub" or (source == "auto" and not _hub_offline())
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise CemnistPathError(
+            f"{folder}, where the cache keeps this release, is a file, not a folder. Fix: move or delete that "
+            "file and load again, or use another cache: cache_dir= (--cache-dir) or $CEMNIST_CACHE."
+        )
 
-    with FileLock(str(folder) + ".lock"):
+    with _cache_lock(folder) as writable:
         if folder.is_dir():
             manifest, msha = _read_manifest(folder)
             if expected is not None:
@@ -494,6 +532,11 @@ def resolve_release(
             return _verified(folder, configs, expected, cache_dir)
         if source == "cache":
             raise FileNotFoundError(f"no cached release at {folder}; load with source='auto' to download or build it")
+        if not writable:
+            raise PermissionError(
+                f"the cache {folder.parent} is read-only and holds no release {folder.name}. Fix: use a writable "
+                "cache: cache_dir= (--cache-dir) or $CEMNIST_CACHE, or fill this one once with write access."
+            )
 
         if hub_allowed and source != "generate":
             try:

@@ -29,6 +29,7 @@ def cache_copy(release, tmp_path: Path) -> Path:
 
 
 def test_corrupted_cache_file_is_detected_with_the_fix(cache_copy: Path) -> None:
+    load_dataset("cemnist", task=2, cache_dir=cache_copy)  # verified once: its files' SHA-256s are recorded
     f = cache_copy / "releases" / "1.0.0" / split_path("overlap-task2", "train")
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -48,8 +49,7 @@ def test_truncated_cache_file_is_detected(cache_copy: Path) -> None:
 
 def test_unverified_folder_with_wrong_content_fails_verification(release, tmp_path: Path) -> None:
     folder = tmp_path / "rel"
-    shutil.copytree(release.path, folder)
-    (folder / ".cemnist-verified.json").unlink()
+    shutil.copytree(release.path, folder)  # a new path: nothing recorded as verified for it yet
     # swap two splits: each file is a valid parquet, but not the content the manifest promises
     a, b = folder / split_path("overlap-task0", "validation"), folder / split_path("overlap-task1", "validation")
     tmp = a.read_bytes()

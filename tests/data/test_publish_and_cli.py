@@ -1,8 +1,8 @@
-"""Publishing (against a FAKE HfApi that only records calls: no network) and the `cemnist` CLI."""
+"""Publishing (against RecordingHfApi, a recording fake of HfApi: no network) and the `cemnist` CLI."""
 
 from __future__ import annotations
 
-import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -12,23 +12,15 @@ from typing import Any
 import pytest
 
 from cemnist_data.cli import main as cli_main
+from cemnist_data.publish import UPLOAD_PATTERNS, publish_release
 from cemnist_data.spec import CemnistSpec
 from cemnist_data.release import build_release
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "builder_scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-class FakeHfApi:
-    """A FAKE stand-in for huggingface_hub.HfApi: it records each call and uploads nothing."""
+class RecordingHfApi:
+    """A recording fake of huggingface_hub.HfApi: it records each call and uploads nothing (no network)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -44,35 +36,58 @@ class FakeHfApi:
 
 
 def test_publish_calls_the_hub_api_in_order(release, tmp_path: Path) -> None:
-    publish = _load_script("publish_release")
     folder = tmp_path / "rel"
     shutil.copytree(release.path, folder)
-    api = FakeHfApi()
-    plan = publish.publish(folder, api=api, repo_id="cemnist/cemnist")
+    api = RecordingHfApi()
+    plan = publish_release(folder, api=api)
     assert [c[0] for c in api.calls] == ["create_repo", "upload_folder", "create_tag"]
     assert api.calls[0][1] == {"repo_id": "cemnist/cemnist", "repo_type": "dataset", "exist_ok": True, "private": False}
     assert api.calls[1][1]["folder_path"] == str(folder) and api.calls[1][1]["repo_type"] == "dataset"
-    assert api.calls[2][1]["tag"] == "v1.0.0"
-    assert "README.md" in plan.files and "manifest.json" in plan.files
-    assert sum(f.endswith(".parquet") for f in plan.files) == 33
-    assert not any(f.startswith(".") for f in plan.files)
+    assert api.calls[1][1]["allow_patterns"] == UPLOAD_PATTERNS
+    assert api.calls[2][1]["tag"] == "v1.0.0" and plan.release
+    for f in ("README.md", "manifest.json", "id2label.json", ".gitattributes", "images/preview.png"):
+        assert f in plan.files
+    assert sum(f.endswith(".parquet") for f in plan.files) == 33 and len(plan.files) == 38
 
 
 def test_publish_dry_run_makes_no_calls(release) -> None:
-    publish = _load_script("publish_release")
-    api = FakeHfApi()
-    plan = publish.publish(release.path, api=api, dry_run=True)
-    assert api.calls == [] and plan.tag == "v1.0.0"
+    api = RecordingHfApi()
+    plan = publish_release(release.path, api=api, dry_run=True)
+    assert api.calls == [] and plan.tag == "v1.0.0" and plan.repo_id == "cemnist/cemnist"
 
 
-def test_publish_refuses_a_custom_spec(tmp_path: Path) -> None:
-    publish = _load_script("publish_release")
+def test_publish_a_custom_build_under_the_users_own_repo_id(tmp_path: Path) -> None:
     out = tmp_path / "small"
     build_release(out, spec=CemnistSpec(train_per_task=10, validation_per_task=5, test_pool=20), progress=False)
-    api = FakeHfApi()
-    with pytest.raises(ValueError, match="custom spec"):
-        publish.publish(out, api=api)
+    api = RecordingHfApi()
+    with pytest.raises(ValueError, match=r"custom build \(1\.0\.0\+custom\.[0-9a-f]{8}\).*--repo-id OWNER/NAME"):
+        publish_release(out, api=api)
+    with pytest.raises(ValueError, match="holds the CEMNIST releases only"):
+        publish_release(out, api=api, repo_id="cemnist/cemnist")
     assert api.calls == []
+    plan = publish_release(out, api=api, repo_id="alice/cemnist-small", private=True)
+    assert re.fullmatch(r"v1\.0\.0-custom\.[0-9a-f]{8}", plan.tag) and not plan.release
+    assert api.calls[0][1]["private"] is True and api.calls[2][1]["tag"] == plan.tag
+    assert "not a release" in api.calls[1][1]["commit_message"]
+
+
+def test_publish_refuses_an_edited_card_or_an_incomplete_folder(release, tmp_path: Path) -> None:
+    folder = tmp_path / "rel"
+    shutil.copytree(release.path, folder)
+    (folder / "README.md").write_text((folder / "README.md").read_text().replace("release 1.0.0", "release 2.0.0"))
+    with pytest.raises(ValueError, match="is not the card that its manifest gives"):
+        publish_release(folder, api=RecordingHfApi())
+    assert cli_main(["card", "--dir", str(folder)]) == 0
+    (folder / "id2label.json").unlink()
+    with pytest.raises(ValueError, match=r"not a complete release folder: \['id2label.json'\] missing"):
+        publish_release(folder, api=RecordingHfApi())
+
+
+def test_cli_publish_dry_run(release, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["publish", str(release.path), "--dry-run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "would upload 38 files of release 1.0.0" in out and "to datasets/cemnist/cemnist, tag v1.0.0" in out
+    assert "  images/preview.png" in out
 
 
 def test_cli_build_verify_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,7 +102,7 @@ def test_cli_build_verify_info(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # damage one file: verify fails with exit 2 and names it
     f = next((out / "data" / "joint").glob("train-*.parquet"))
     f.write_bytes(f.read_bytes()[:-100])
-    assert cli_main(["verify", str(out)]) == 2
+    assert cli_main(["verify", str(out), "--quiet"]) == 3  # integrity failure
     assert "joint/train" in capsys.readouterr().err
 
 
@@ -108,4 +123,6 @@ def test_dataset_card_in_repo_is_generated_from_the_shipped_manifest() -> None:
     from cemnist_data.card import render_readme
     from cemnist_data.registry import load_manifest
 
-    assert (REPO / "DATASET_CARD.md").read_text() == render_readme(load_manifest("1.0.0"))
+    text = render_readme(load_manifest("1.0.0"), preview="docs/img/release_preview.png")
+    assert (REPO / "DATASET_CARD.md").read_text() == text
+    assert (REPO / "docs/img/release_preview.png").is_file()

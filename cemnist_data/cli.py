@@ -1,9 +1,15 @@
-"""The ``cemnist`` command: build, verify and describe releases (and, with matplotlib, draw them)."""
+"""The ``cemnist`` command: build, verify, describe and publish releases (and, with matplotlib, draw them).
+
+Exit status: 0 success; 1 runtime failure (a file or folder that cannot be read or written, the Hub);
+2 usage error (a bad option or argument); 3 integrity failure (content that does not match its
+manifest or the pinned MNIST hashes). Also ``python -m cemnist_data``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +23,11 @@ from .release import build_release
 from .workdirs import clean_cache
 from .spec import SPLITS, CemnistSpec
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "EXIT_INTEGRITY"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTEGRITY = 0, 1, 2, 3
+_EXIT_HELP = ("exit status: 0 success, 1 runtime failure (I/O, Hub), 2 usage error (bad option or argument), "
+              "3 integrity failure (content does not match its manifest or the pinned MNIST hashes)")
 
 
 def _spec_from_args(args: argparse.Namespace) -> CemnistSpec:
@@ -53,19 +63,22 @@ def _cmd_build(args: argparse.Namespace) -> int:
         )
         print(f"content matches the shipped {spec.version} manifest: {'yes' if same else 'NO'}")
         if not same:
-            return 1
+            return EXIT_INTEGRITY
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else cache_root(args.cache_dir) / "releases" / LATEST_VERSION
     if not folder.is_dir():
-        print(f"no release folder at {folder}; build one with `cemnist build --out {folder}`", file=sys.stderr)
-        return 2
-    manifest_path = folder / "manifest.json"
-    expected = shipped_manifest_for(json.loads(manifest_path.read_text())) if manifest_path.is_file() else None
+        print(f"cemnist verify: error: no release folder at {folder}; build one with `cemnist build --out {folder}`",
+              file=sys.stderr)
+        return EXIT_RUNTIME
+    from .loader import _read_manifest
+
+    expected = shipped_manifest_for(_read_manifest(folder)[0]) if (folder / "manifest.json").is_file() else None
     t0 = time.perf_counter()
-    manifest = verify_release(folder, expected=expected)
+    # re-hashes every split (whatever an earlier load recorded); writes nothing into the folder
+    manifest = verify_release(folder, expected=expected, cache_dir=args.cache_dir, progress=not args.quiet)
     n = sum(1 for c in manifest["configs"].values() for _ in c["splits"])
     against = f"the shipped {manifest['version']} manifest" if expected else "its own manifest (custom spec)"
     print(f"OK: {folder}: {n} splits match {against} ({time.perf_counter() - t0:.1f} s)")
@@ -81,7 +94,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(manifest, indent=2, sort_keys=True))
         return 0
     spec = manifest["spec"]
-    print(f"CEMNIST {manifest['version']}  (Hub: {HUB_REPO_ID}, tag v{manifest['version']})")
+    from .registry import display_version
+
+    if shipped_manifest_for(manifest) is not None:
+        print(f"CEMNIST {manifest['version']}  (Hub: {HUB_REPO_ID}, tag v{manifest['version']})")
+    else:
+        print(f"CEMNIST custom build {display_version(manifest)}  (not a release)")
     print(f"setting {spec['setting']}, class order {spec['class_order']}, seed {spec['seed']}")
     for t, digits in enumerate(manifest["tasks"]):
         print(f"  task {t}: digits {digits}")
@@ -96,6 +114,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_card(args: argparse.Namespace) -> int:
     from .card import render_readme
 
+    if args.dir is not None:
+        if args.version is not None or args.out is not None:
+            raise ValueError("--dir writes DIR/README.md from DIR/manifest.json; it takes neither --version nor --out")
+        from .fileio import atomic_write_text
+        from .loader import _read_manifest
+
+        atomic_write_text(Path(args.dir) / "README.md", render_readme(_read_manifest(Path(args.dir))[0]))
+        print(f"wrote {Path(args.dir) / 'README.md'}")
+        return 0
     text = render_readme(load_manifest(args.version or LATEST_VERSION))
     if args.out:
         from .fileio import atomic_write_text
@@ -123,6 +150,20 @@ def _cmd_cache_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish_release
+
+    p = publish_release(args.dir, repo_id=args.repo_id, tag=args.tag, private=args.private, dry_run=args.dry_run,
+                        progress=not args.quiet)
+    what = "release" if p.release else "custom build"
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} {len(p.files)} files of {what} {p.version} from {p.folder} to datasets/{p.repo_id}, tag {p.tag}"
+          + (" (private)" if args.private else ""))
+    for f in p.files:
+        print(f"  {f}")
+    return 0
+
+
 def _cmd_download_mnist(args: argparse.Namespace) -> int:
     dest = download_mnist(args.dir)
     load_mnist(mnist_dir=dest)
@@ -131,17 +172,23 @@ def _cmd_download_mnist(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cemnist", description="CEMNIST: build, verify and inspect releases.")
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="cemnist", description="CEMNIST: build, verify, inspect and publish releases.",
+                                epilog=_EXIT_HELP)
+    p.add_argument("--version", action="version", version=f"cemnist {__version__}",
+                   help="print the package version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="render a release folder (parquet + card + manifest)")
     b.add_argument("--out", required=True, help="release folder to create")
     b.add_argument("--setting", help="'N-M' class-incremental setting (default 2-2)")
-    b.add_argument("--seed", type=int)
-    b.add_argument("--class-order", type=int, nargs=10, metavar="D")
-    b.add_argument("--train-per-task", type=int)
-    b.add_argument("--validation-per-task", type=int)
-    b.add_argument("--test-pool", type=int)
+    b.add_argument("--seed", type=int, help="seed of every random choice (default 0, the release's)")
+    b.add_argument("--class-order", type=int, nargs=10, metavar="D",
+                   help="the ten digits in the order tasks learn them (default 0 1 ... 9)")
+    b.add_argument("--train-per-task", type=int, help="train images rendered per task (default 2500)")
+    b.add_argument("--validation-per-task", type=int, help="validation images rendered per task (default 500)")
+    b.add_argument("--test-pool", type=int, help="images in the shared test pool (default 5000)")
     b.add_argument("--mnist-dir", help="folder with the MNIST IDX files (default: the copy inside the package)")
     b.add_argument("--workers", type=int, default=2, help="threads for PNG encoding (default 2)")
     b.add_argument("--overwrite", action="store_true",
@@ -153,19 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="re-hash a release folder's decoded content against the manifest")
     v.add_argument("dir", nargs="?", help="release folder (default: the cached latest release)")
-    v.add_argument("--cache-dir")
+    v.add_argument("--cache-dir", help="cache folder: where the verification is recorded, and the default "
+                   "release's location (default: $CEMNIST_CACHE or ~/.cache/cemnist)")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_cmd_verify)
 
     i = sub.add_parser("info", help="settings, tasks, sizes and content hashes of a release")
     i.add_argument("path", nargs="?", default="cemnist", help="'cemnist' (shipped manifest) or a release folder")
-    i.add_argument("--version")
-    i.add_argument("--cache-dir")
+    i.add_argument("--version", help="release version for 'cemnist' (default: the latest)")
+    i.add_argument("--cache-dir", help="cache folder (default: $CEMNIST_CACHE or ~/.cache/cemnist)")
     i.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     i.set_defaults(func=_cmd_info)
 
     c = sub.add_parser("card", help="write the dataset card (README.md of a release) for the shipped manifest")
-    c.add_argument("--version")
+    c.add_argument("--version", help="release version (default: the latest)")
     c.add_argument("--out", help="file to write (default: stdout)")
+    c.add_argument("--dir", help="instead: rewrite DIR/README.md from the manifest of the release folder DIR")
     c.set_defaults(func=_cmd_card)
 
     k = sub.add_parser("cache", help="look after the cache ($CEMNIST_CACHE)")
@@ -176,8 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     kc.set_defaults(func=_cmd_cache_clean)
 
     d = sub.add_parser("download-mnist", help="download MNIST from the mirrors into DIR, verified by the pinned hashes")
-    d.add_argument("--dir", required=True)
+    d.add_argument("--dir", required=True, help="folder to download the four MNIST files into")
     d.set_defaults(func=_cmd_download_mnist)
+
+    u = sub.add_parser("publish", help="upload a verified release folder (or a custom build) to the Hub and tag it")
+    u.add_argument("dir", help="release folder (built with `cemnist build`)")
+    u.add_argument("--repo-id", help=f"Hub dataset repo 'owner/name' (default {HUB_REPO_ID} for the release; "
+                   "required for a custom build, which never goes there)")
+    u.add_argument("--tag", help="tag to create (default v<version> for the release, v<version>-custom.<spec hash> "
+                   "for a custom build)")
+    u.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist yet)")
+    u.add_argument("--dry-run", action="store_true", help="verify and list what would be uploaded; call nothing")
+    u.add_argument("--quiet", action="store_true", help="no progress bar")
+    u.set_defaults(func=_cmd_publish)
 
     try:
         from .viz.cli import add_cli_subcommands
@@ -189,14 +250,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cemnist`` console script."""
+    """Entry point of the ``cemnist`` console script (exit status: see the module docstring)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors exit with 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileExistsError, FileNotFoundError, CemnistIntegrityError, MnistIntegrityError) as exc:
+    except BrokenPipeError:  # `cemnist info | head`: the reader went away; not an error of ours
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second BrokenPipeError when Python flushes stdout at exit
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+    except (CemnistIntegrityError, MnistIntegrityError) as exc:
+        print(f"cemnist {args.command}: integrity error: {exc}", file=sys.stderr)
+        return EXIT_INTEGRITY
+    except (ValueError, FileExistsError) as exc:
         print(f"cemnist {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except (OSError, RuntimeError) as exc:
+        print(f"cemnist {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

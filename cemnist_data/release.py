@@ -4,7 +4,10 @@ Layout::
 
     README.md                      card: YAML (configs, dataset_info, licence) + DATASET_CARD body
     manifest.json                  spec, tasks, rows and decoded-content hash per config/split, file SHA-256s
-    data/<config>/<split>-00000-of-00001.parquet
+    id2label.json                  label id -> name, as Hub segmentation models read it
+    .gitattributes                 Git LFS rules, so that a plain `git push` to the Hub works
+    images/preview.png             the card's preview picture (one row per task)
+    data/<config>/<split>-00000-of-00001.parquet   masks are palette PNGs (pixel value = label id)
 
 The folder is written into a temporary sibling and renamed into place at the end, under a file
 lock, so an interrupted build never leaves a folder that a later load would accept.
@@ -29,9 +32,12 @@ from tqdm.auto import tqdm
 from .card import render_readme
 from .content import ContentHasher
 from .features import FEATURES
-from .fileio import atomic_write_text, file_sha256
+from .fileio import atomic_write_bytes, atomic_write_text, file_sha256
 from .mnist import load_mnist
+from .labels import id2label_json, mask_palette_bytes
 from .png import encode_png_batch
+from .preview import PREVIEW_PATH, preview_png
+from .progress import progress_enabled
 from .registry import MNIST_FILES
 from .render import Rendered
 from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
@@ -44,6 +50,14 @@ __all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "cemnist-manifest/1"
 CHUNK = 2048  # images rendered, encoded and written at once (bounds peak memory)
+PREVIEW_PER_TASK = 6  # train images per task in the card's preview picture
+GITATTRIBUTES = """\
+# Large files go to Git LFS, as on every Hugging Face dataset repo, so that a plain `git push` works.
+*.parquet filter=lfs diff=lfs merge=lfs -text
+*.arrow filter=lfs diff=lfs merge=lfs -text
+*.png filter=lfs diff=lfs merge=lfs -text
+*.gz filter=lfs diff=lfs merge=lfs -text
+"""
 
 
 def split_path(config: str, split: str) -> str:
@@ -67,6 +81,16 @@ class _SplitWriter:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def arrow_num_bytes(path: Path) -> int:
+    """A split's ``num_bytes`` as ``datasets`` defines it: the Arrow size of its tables, read one row
+    group at a time, as the ``parquet`` builder of ``datasets`` reads and writes them."""
+    pf = pq.ParquetFile(path)
+    if pf.metadata.num_row_groups == 0:
+        return 0
+    batch = pf.metadata.row_group(0).num_rows
+    return sum(pa.Table.from_batches([b]).nbytes for b in pf.iter_batches(batch_size=batch))
 
 
 def _lists(layout: Rendered, idx: np.ndarray | None) -> dict[str, pa.Array]:
@@ -100,6 +124,7 @@ class _ReleaseBuilder:
         self.sources = stream_source(spec, self.mnist)
         self.executor = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self.writers: dict[tuple[str, str], _SplitWriter] = {}
+        self.preview: list[tuple[np.ndarray, np.ndarray]] = []  # (images, masks) of each overlap task's first train images
 
     def writer(self, config: str, split: str) -> _SplitWriter:
         key = (config, split)
@@ -109,6 +134,10 @@ class _ReleaseBuilder:
 
     def encode(self, arr: np.ndarray) -> list[bytes]:
         return encode_png_batch(arr, executor=self.executor)
+
+    def encode_mask(self, arr: np.ndarray) -> list[bytes]:
+        """Label maps as palette PNGs: the pixel values (label ids) are unchanged, viewers show colours."""
+        return encode_png_batch(arr, executor=self.executor, palette=mask_palette_bytes())
 
     def emit(
         self,
@@ -169,9 +198,11 @@ class _ReleaseBuilder:
                         mask = apply_view(layout.full_masks, keep)
                         pngs = {
                             "image": self.encode(layout.images),
-                            "mask": self.encode(mask),
-                            "full_mask": self.encode(layout.full_masks),
+                            "mask": self.encode_mask(mask),
+                            "full_mask": self.encode_mask(layout.full_masks),
                         }
+                        if mode == "overlap" and split == "train" and s == 0:
+                            self.preview.append((layout.images[:PREVIEW_PER_TASK].copy(), mask[:PREVIEW_PER_TASK].copy()))
                         uids = [f"{stream.name}/{i:06d}" for i in range(s, e)]
                         self.emit(cfg, split, layout=layout, idx=None, task=task, mask=mask, pngs=pngs,
                                   mnist_split="train", uids=uids)
@@ -189,7 +220,7 @@ class _ReleaseBuilder:
             layout = stream.render(spec, self.sources, s, e)
             uids = [f"{stream.name}/{i:06d}" for i in range(s, e)]
             img_png = self.encode(layout.images)
-            full_png = self.encode(layout.full_masks)
+            full_png = self.encode_mask(layout.full_masks)
             self.emit("joint", "test", layout=layout, idx=None, task=-1, mask=layout.full_masks,
                       pngs={"image": img_png, "mask": full_png, "full_mask": full_png}, mnist_split="test", uids=uids)
             for task in range(spec.num_tasks):
@@ -199,7 +230,7 @@ class _ReleaseBuilder:
                 full_sub = [full_png[i] for i in idx]
                 pngs = {
                     "image": [img_png[i] for i in idx],
-                    "mask": full_sub if len(seen) == 10 else self.encode(mask),  # all seen: mask == full_mask
+                    "mask": full_sub if len(seen) == 10 else self.encode_mask(mask),  # all seen: mask == full_mask
                     "full_mask": full_sub,
                 }
                 sub_uids = [uids[i] for i in idx]
@@ -232,7 +263,8 @@ class _ReleaseBuilder:
                     "content_sha256": w.hasher.hexdigest(),
                 }
                 rel = split_path(cfg, split)
-                files[rel] = {"sha256": file_sha256(self.root / rel), "bytes": (self.root / rel).stat().st_size}
+                files[rel] = {"sha256": file_sha256(self.root / rel), "bytes": (self.root / rel).stat().st_size,
+                              "arrow_bytes": arrow_num_bytes(self.root / rel)}
             configs[cfg] = entry
         return {
             "format": MANIFEST_FORMAT,
@@ -307,13 +339,16 @@ def build_release_locked(
         builder = _ReleaseBuilder(spec, tmp, mnist_dir=None if mnist_dir is None else str(mnist_dir),
                                   workers=workers)
         total = 2 * spec.num_tasks * (spec.train_per_task + spec.validation_per_task) + spec.test_pool
-        with tqdm(total=total, desc=f"cemnist {spec.version} build", unit="img", disable=not progress) as bar:
+        with tqdm(total=total, desc=f"cemnist {spec.version} build", unit="img", disable=not progress_enabled(progress)) as bar:
             try:
                 builder.build_train_splits(bar)
                 builder.build_test_splits(bar)
             finally:
                 builder.close()
         manifest = builder.manifest()
+        atomic_write_bytes(tmp / PREVIEW_PATH, preview_png(builder.preview))
+        atomic_write_text(tmp / "id2label.json", id2label_json())
+        atomic_write_text(tmp / ".gitattributes", GITATTRIBUTES)
         atomic_write_text(tmp / "README.md", render_readme(manifest))
         atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         check_release_target(out, overwrite=overwrite)  # again: the folder may have changed during the build

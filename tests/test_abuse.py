@@ -167,7 +167,7 @@ def test_item12_a_bomb_in_a_release_file_is_reported_with_the_file(tmp_path: Pat
     pngs[3] = _png_bomb(64)
     crafted = pa.StructArray.from_arrays([pa.array(pngs, type=pa.binary()), images.field("path")], names=["bytes", "path"])
     pq.write_table(table.set_column(0, "image", crafted), out / rel)
-    with pytest.raises(CemnistIntegrityError, match=rf"{rel}: unreadable \(ValueError: row 3: the PNG pixel data inflates to more than"):
+    with pytest.raises(CemnistIntegrityError, match=rf"{rel}[^\n]*row 3: the PNG pixel data inflates to more than 3660 bytes"):
         verify_release(out, configs=["overlap-task1"])
 
 

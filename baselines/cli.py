@@ -1,11 +1,14 @@
-"""``cemnist-baselines``: run baselines, build the leaderboard, check the quality targets.
+"""``cemnist-baselines``: run baselines, build the leaderboard, check the quality targets, draw the report.
 
   cemnist-baselines run --method mib --seeds 0 1 2 [--jobs K] [--preset tiny] [--device auto|cpu|cuda]
-                        [--out DIR] [--resume] [--trace]
-  cemnist-baselines run --method all --preset quick          # naive kd mib joint
+                        [--out DIR] [--resume] [--trace] [--overwrite]
+  cemnist-baselines run --method all                    # naive kd mib joint, the default protocol
   cemnist-baselines leaderboard --results DIR
-  cemnist-baselines targets --results DIR
+  cemnist-baselines targets --results DIR [--preset default] [--mode overlap] [--device cpu]
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
+  cemnist-baselines report DIR [--out DIR]     # plots, GIFs and one HTML page (needs cemnist[viz])
+
+Exit status: 0 success, 1 unmet targets / failed checks, 2 bad arguments or unusable inputs.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DEFAULT_SEEDS, PRESETS, get_config
+from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,35 +27,51 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"], help="naive kd mib joint, or all (default)")
-    r.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (default preset), 0 otherwise")
+    r.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (default, long), 0 (tiny)")
     r.add_argument("--preset", default="default", choices=sorted(PRESETS))
     r.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     r.add_argument("--jobs", type=int, default=1, help="concurrent runs in separate processes")
     r.add_argument("--out", default=None, help="output folder (default runs/<preset>)")
     r.add_argument("--resume", action="store_true", help="continue from the last finished task of each run")
-    r.add_argument("--trace", action="store_true", help="record per-epoch confusions and prediction panels")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace runs in --out of the same method/seed written with another config")
+    r.add_argument("--trace", action="store_true", help="record per-epoch pool confusions and prediction panels")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument("--setting", default=None)
+    r.add_argument("--setting", default=None, help="digits per task, e.g. 2-2 (must match the dataset release)")
     r.add_argument("--mode", default=None, choices=["overlap", "disjoint"])
-    r.add_argument("--epochs", type=int, default=None)
-    r.add_argument("--max-train", type=int, default=None)
-    r.add_argument("--max-test", type=int, default=None)
+    r.add_argument("--epochs", type=int, default=None, help="epochs per task (>= 1)")
+    r.add_argument("--batch-size", type=int, default=None, help="training batch size (>= 1)")
+    r.add_argument("--lr", type=float, default=None, help="peak learning rate (> 0)")
+    r.add_argument("--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule per task")
+    r.add_argument("--warmup", type=float, default=None, help="fraction of a task's steps spent warming up")
+    r.add_argument("--kd-lambda", type=float, default=None, help="weight of the distillation term (kd, mib)")
+    r.add_argument("--eval-split", default=None, choices=EVAL_SPLITS,
+                   help="fixed evaluation pool: test (the leaderboard) or validation (tuning)")
+    r.add_argument("--max-train", type=int, default=None, help="first N train images of every task (>= 1)")
+    r.add_argument("--max-test", type=int, default=None, help="one fixed subset of N pool images (>= 1)")
+    r.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="bf16 = bf16 autocast")
+    r.add_argument("--amp", action="store_true", default=None, help="same as --precision bf16")
     r.add_argument("--compile", dest="compile", action="store_true", default=None, help="torch.compile the training step (default: off)")
-    r.add_argument("--no-compile", dest="compile", action="store_false")
+    r.add_argument("--no-compile", dest="compile", action="store_false", help="do not compile (default)")
     r.add_argument("--cuda-graphs", action="store_true", default=None, help="capture the compiled step in CUDA graphs (implies --compile; CUDA only)")
-    r.add_argument("--amp", action="store_true", default=None,
-                   help="bf16 autocast (off by default: the reference numbers are fp32)")
+    r.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_false", default=None,
+                   help="run the old model on every batch instead of caching its logits once per task")
     r.add_argument("--cache-dir", default=None, help="dataset cache (default $CEMNIST_CACHE or ~/.cache/cemnist)")
     lb = sub.add_parser("leaderboard", help="aggregate result JSONs into LEADERBOARD.md and leaderboard.csv")
-    lb.add_argument("--results", required=True)
+    lb.add_argument("--results", required=True, help="folder of result JSONs")
     lb.add_argument("--out", default=None, help="default: the results folder")
     tg = sub.add_parser("targets", help="check the quality targets (targets.csv) on a results folder")
-    tg.add_argument("--results", required=True)
-    tg.add_argument("--preset", default="default")
+    tg.add_argument("--results", required=True, help="folder of result JSONs")
+    tg.add_argument("--preset", default="default", choices=sorted(PRESETS), help="the protocol to check")
     tg.add_argument("--setting", default="2-2")
-    tg.add_argument("--mode", default="overlap")
+    tg.add_argument("--mode", default="overlap", choices=["overlap", "disjoint"])
+    tg.add_argument("--device", default=None, help="only rows of this device type (cpu, cuda)")
     pg = sub.add_parser("progress", help="per-task metrics of (unfinished) runs, read from their checkpoints")
-    pg.add_argument("--results", required=True)
+    pg.add_argument("--results", required=True, help="folder of a run group")
+    rp = sub.add_parser("report", help="plots, GIF animations and one self-contained HTML page (needs cemnist[viz])")
+    rp.add_argument("results", help="folder of result JSONs (and traces)")
+    rp.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
+    rp.add_argument("--preview", default=None, help="dataset preview PNG to embed")
     return p
 
 
@@ -66,22 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "run":
             from .leaderboard import write_leaderboard
             from .runner import run_many
-            if a.epochs is not None and a.epochs < 1:
-                raise ValueError(f"--epochs must be >= 1, got {a.epochs}")
-            cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, max_train=a.max_train,
-                             max_test=a.max_test, compile=a.compile, cuda_graphs=a.cuda_graphs,
-                             amp_bf16=a.amp)
+            if a.amp and a.precision == "fp32":
+                raise ValueError("--amp contradicts --precision fp32")
+            amp = True if a.amp else (None if a.precision is None else a.precision == "bf16")
+            cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, batch_size=a.batch_size,
+                             lr=a.lr, schedule=a.schedule, warmup=a.warmup, kd_lambda=a.kd_lambda,
+                             eval_split=a.eval_split, max_train=a.max_train, max_test=a.max_test,
+                             compile=a.compile, cuda_graphs=a.cuda_graphs, amp_bf16=amp, teacher_cache=a.teacher_cache)
             seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])
             out = Path(a.out or f"runs/{a.preset}")
             t0 = time.perf_counter()
             results = run_many(methods=a.method, seeds=seeds, cfg=cfg, out_dir=out, preset=a.preset,
-                               device=a.device, jobs=a.jobs, resume=a.resume, trace=a.trace,
+                               device=a.device, jobs=a.jobs, resume=a.resume, overwrite=a.overwrite, trace=a.trace,
                                progress=not a.no_progress, cache_dir=a.cache_dir)
             md, cs = write_leaderboard(out, command=command)
+            fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
             for r in results:
-                f = r["final"]
-                f = f["future_bg"]
-                fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+                f = r["final"]["future_bg"]
                 print(f"{r['method']:>6} seed {r['seed']}: final mIoU(bg) {fmt(f['miou_bg'])}  mIoU {fmt(f['miou'])}  "
                       f"old {fmt(f['old'])}  new {fmt(f['new'])}")
             print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}")
@@ -94,14 +114,23 @@ def main(argv: list[str] | None = None) -> int:
             from .progress import format_progress, run_progress
             print(format_progress(run_progress(a.results)))
         elif a.cmd == "targets":
-            from .leaderboard import aggregate, load_results
+            from .leaderboard import aggregate
+            from .results import load_results
             from .targets import check_targets, load_targets
-            checks = check_targets(aggregate(load_results(a.results)), load_targets(), setting=a.setting,
-                                   mode=a.mode, preset=a.preset)
+            results = load_results(a.results)
+            if not results:
+                raise ValueError(f"no result JSON in {a.results}")
+            protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
+            checks = check_targets(aggregate(results), load_targets(), protocol=protocol, device=a.device)
             for _, _, ok, msg in checks:
                 print(("PASS " if ok else "FAIL ") + msg)
             return 0 if all(ok for _, _, ok, _ in checks) else 1
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        elif a.cmd == "report":
+            from .report import render_report
+            out = Path(a.out) if a.out else Path(a.results) / "report"
+            page = render_report(a.results, out, preview_png=a.preview)
+            print(f"wrote {page}")
+    except (ValueError, RuntimeError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 2
     return 0

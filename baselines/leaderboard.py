@@ -57,7 +57,7 @@ def aggregate(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "device": r0["env"].get("device"), "precision": r0.get("precision"), "protocol_id": protocol_id(r0),
             "presets": " ".join(sorted({str(r.get("preset")) for r in runs})),
             "n_seeds": len(runs), "seeds": " ".join(str(r["seed"]) for r in runs),
-            "tasks": r0["tasks"],
+            "tasks": r0["tasks"], "protocol": r0["protocol"],
         }
         for view in VIEWS:
             for key in FINAL_KEYS:

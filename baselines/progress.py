@@ -23,10 +23,10 @@ def run_progress(results_dir: str | Path) -> list[dict[str, Any]]:
         steps = sorted((int(m.group(1)), f) for f in d.iterdir() if (m := _STEP.match(f.name)))
         if not steps:
             continue
-        _, _, config, prog = load_checkpoint(steps[-1][1])
+        _, _, config, prog = load_checkpoint(steps[-1][1])  # damaged: ValueError naming the file
         out.append({
             "stem": d.name,
-            "finished": (root / f"{d.name}.json").exists(),
+            "finished": _finished(root / f"{d.name}.json", config),
             "steps_done": len(prog["steps"]),
             "epochs_per_task": config["epochs"],
             "steps": [{k: s[k] for k in ("task", "miou_bg", "miou", "iou_per_label")} for s in prog["steps"]],
@@ -35,13 +35,26 @@ def run_progress(results_dir: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def _finished(path: Path, config: dict[str, Any]) -> bool | str:
+    """True when ``path`` is a readable result of the checkpoint's config; a string saying why not otherwise."""
+    from .results import ResultError, load_result
+
+    if not path.exists():
+        return False
+    try:
+        r = load_result(path)
+    except ResultError as e:
+        return f"result JSON unusable: {e}"
+    return True if r.get("config") == config else "result JSON is of another config (stale)"
+
+
 def format_progress(entries: list[dict[str, Any]]) -> str:
     """Plain-text table: one line per run and step (mIoU with background, digits-only mIoU, wall time)."""
     if not entries:
         return "no run checkpoints found"
     lines = []
     for e in entries:
-        state = "finished" if e["finished"] else "unfinished"
+        state = "finished" if e["finished"] is True else ("unfinished" if e["finished"] is False else e["finished"])
         lines.append(f"{e['stem']}: {e['steps_done']} step(s) done, {state}")
         for s, w in zip(e["steps"], e["wall_time_per_task_s"] + [None] * len(e["steps"])):
             iou = " ".join("-" if v is None else f"{v:.3f}" for v in s["iou_per_label"])

@@ -146,3 +146,86 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
 def final_value(r: Mapping[str, Any], view: str, key: str) -> Any:
     """``r["final"][view][key]`` (None when absent)."""
     return r["final"].get(view, {}).get(key)
+
+
+# ----------------------------------------------------------------------------- views for plots and the report
+def plot_groups(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, list[Mapping[str, Any]]]]:
+    """``{(setting, mode, protocol_id, device): {method: [runs by seed]}}``, methods in display order: one
+    plot per protocol (runs of different protocols are never drawn as one curve)."""
+    tmp: dict[tuple[str, str, str, str], dict[str, list[Mapping[str, Any]]]] = {}
+    for r in runs:
+        k = (str(r["setting"]), str(r["mode"]), protocol_id(r), str(r["env"].get("device")))
+        tmp.setdefault(k, {}).setdefault(str(r["method"]), []).append(r)
+    return {k: {m: sorted(v[m], key=lambda r: int(r["seed"])) for m in sorted(v, key=method_sort_key)}
+            for k, v in sorted(tmp.items())}
+
+
+def single_group(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str, str, str]:
+    """Check all runs share one plot group and task list; return the group key."""
+    if len(runs) == 0:
+        raise ValueError("no runs given")
+    keys = set(plot_groups(runs))
+    if len(keys) != 1:
+        raise ValueError(f"runs mix several (setting, mode, protocol, device) groups {sorted(keys)}; plot one at a time")
+    if len({json.dumps(r["tasks"]) for r in runs}) != 1:
+        raise ValueError("runs of one group disagree on the task list")
+    return next(iter(keys))
+
+
+def _nan(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def metric_curves(runs: Sequence[Mapping[str, Any]], *, metric: str = "miou_bg") -> dict[str, Any]:
+    """Per method: (mean [T], std [T], n [T]) of a step metric (headline view) after each task."""
+    import numpy as np
+
+    single_group(runs)
+    n_tasks = len(runs[0]["tasks"])
+    out: dict[str, Any] = {}
+    for method, rs in next(iter(plot_groups(runs).values())).items():
+        mean, std, n = np.full(n_tasks, np.nan), np.full(n_tasks, np.nan), np.zeros(n_tasks, dtype=np.int64)
+        for t in range(n_tasks):
+            vals = [s[metric] for r in rs for s in r["steps"] if int(s["task"]) == t and s.get(metric) is not None]
+            if vals:
+                mean[t] = float(np.mean(vals))
+                std[t] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+                n[t] = len(vals)
+        out[method] = Curve(method, mean, std, n)
+    return out
+
+
+class Curve:
+    """Per-method metric after each task: mean and std over seeds, number of seeds per step."""
+
+    def __init__(self, method: str, mean: Any, std: Any, n: Any) -> None:
+        self.method, self.mean, self.std, self.n = method, mean, std, n
+
+
+def class_iou_matrix(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per method: IoU per label (rows 0..10 = bg, digits 0..9) × step (headline view), mean over seeds."""
+    import numpy as np
+
+    single_group(runs)
+    n_tasks = len(runs[0]["tasks"])
+    out = {}
+    for method, rs in next(iter(plot_groups(runs).values())).items():
+        acc = np.full((len(rs), 11, n_tasks), np.nan)
+        for i, r in enumerate(rs):
+            for s in r["steps"]:
+                t = int(s["task"])
+                if 0 <= t < n_tasks:
+                    acc[i, :, t] = [_nan(v) for v in s["iou_per_label"]]
+        with np.errstate(invalid="ignore"):
+            cnt = (~np.isnan(acc)).sum(axis=0)
+            out[method] = np.where(cnt > 0, np.nansum(acc, axis=0) / np.maximum(cnt, 1), np.nan)
+    return out
+
+
+def format_pm(mu: float | None, sd: float | None, *, scale: float = 100.0, digits: int = 1) -> str:
+    """``(0.853, 0.012)`` -> ``"85.3 ± 1.2"`` (percent by default); None/NaN -> ``"–"``."""
+    if mu is None or (isinstance(mu, float) and math.isnan(mu)):
+        return "–"
+    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return f"{mu * scale:.{digits}f}"
+    return f"{mu * scale:.{digits}f} ± {sd * scale:.{digits}f}"

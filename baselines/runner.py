@@ -9,6 +9,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,12 +48,66 @@ def schedule(methods: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, in
     return first + [(m, s) for s in seeds for m in joint] + rest
 
 
-def _init_worker(threads: int) -> None:
+_QUEUE: Any = None
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so a
+    killed ``--jobs`` parent leaves no worker training on, writing into the folder or holding a GPU."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(threads: int, q: Any, parent_pid: int) -> None:
+    global _QUEUE
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates workers on SIGINT/SIGTERM
     torch.set_num_threads(threads)
+    _QUEUE = q
 
 
-def _worker(kwargs: dict[str, Any], q: Any) -> dict[str, Any]:
-    return run_one(**kwargs, progress=False, progress_cb=q.put)
+def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return run_one(**kwargs, progress=False, progress_cb=_QUEUE.put)
+
+
+class _Terminated(Exception):
+    """SIGTERM received by the parent of a ``--jobs`` run."""
+
+
+def check_out_folder(out_dir: str | Path, plan: Sequence[tuple[str, int]], cfg_dict: dict[str, Any], *,
+                     setting: str, mode: str, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix runs: a result of the same method/seed written with another config is an error naming
+    the files (``--overwrite`` replaces such runs as a whole; ``--resume`` needs equal configs anyway)."""
+    from .results import ResultError, load_result
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder; choose a folder")
+    if overwrite or not out.is_dir():
+        return
+    clash = []
+    for m, s in plan:
+        p = out / f"{run_stem(m, setting, mode, s)}.json"
+        if not p.exists():
+            continue
+        try:
+            old = load_result(p)
+        except ResultError as e:
+            clash.append(f"{p.name} (unreadable: {e})")
+            continue
+        if old.get("config") != cfg_dict:
+            diff = sorted(k for k in set(old.get("config", {})) | set(cfg_dict)
+                          if old.get("config", {}).get(k) != cfg_dict.get(k))
+            clash.append(f"{p.name} (config differs in {diff}, preset {old.get('preset')!r})")
+    if clash:
+        raise ValueError(f"{out} already holds other runs of the same method/seed: {'; '.join(clash)}. "
+                         f"Use another --out folder, or --overwrite to replace those runs as a whole")
 
 
 def run_many(
@@ -63,6 +120,7 @@ def run_many(
     device: str = "auto",
     jobs: int = 1,
     resume: bool = False,
+    overwrite: bool = False,
     trace: bool = False,
     progress: bool = True,
     cache_dir: str | None = None,
@@ -82,8 +140,10 @@ def run_many(
     info = dataset_info(path=cfg.dataset_path, cache_dir=cache_dir)
     n_tasks = len(resolve_tasks(cfg.setting, cfg.class_order, info))
     plan = schedule(names, seeds)
+    check_out_folder(out_dir, plan, cfg.resolved(dev.type).to_dict(), setting=cfg.setting, mode=cfg.mode,
+                     resume=resume, overwrite=overwrite)
     common = dict(cfg=cfg, out_dir=str(out_dir), preset=preset, device=str(dev), resume=resume, trace=trace,
-                  cache_dir=cache_dir)
+                  cache_dir=cache_dir, overwrite=overwrite)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -96,32 +156,49 @@ def run_many(
                 results[(m, s)] = run_one(method=m, seed=s, progress=False,
                                           progress_cb=bar.update if bar else None, **common)
         else:
-            ctx = mp.get_context("spawn")
-            threads = max(1, (os.cpu_count() or 1) // jobs) if dev.type == "cpu" else 1
-            with ctx.Manager() as mgr:
-                q = mgr.Queue()
-                with ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=ctx,
-                                         initializer=_init_worker, initargs=(threads,)) as ex:
-                    futs = {ex.submit(_worker, dict(method=m, seed=s, **common), q): (m, s) for m, s in plan}
-                    pending = set(futs)
-                    try:
-                        while pending:
-                            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                            _drain(q, bar)
-                            for f in done:
-                                m, s = futs[f]
-                                try:
-                                    results[(m, s)] = f.result()
-                                except Exception as e:
-                                    raise RuntimeError(f"run {run_stem(m, cfg.setting, cfg.mode, s)} failed: {e}") from e
-                    finally:
-                        for f in pending:
-                            f.cancel()
-                    _drain(q, bar)
+            _run_pool(plan, common, jobs=jobs, dev=dev, cfg=cfg, bar=bar, results=results)
     finally:
         if bar is not None:
             bar.close()
     return [results[k] for k in plan]
+
+
+def _run_pool(plan: Sequence[tuple[str, int]], common: dict[str, Any], *, jobs: int, dev: torch.device,
+              cfg: TrainConfig, bar: Any, results: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """Runs in ``jobs`` spawned worker processes that die with this process; SIGINT/SIGTERM terminate them."""
+    ctx = mp.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if dev.type == "cpu" else 1
+    q = ctx.Queue()
+    ex = ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads, q, os.getpid()))
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    old_term = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
+    clean = False
+    try:
+        futs = {ex.submit(_worker, dict(method=m, seed=s, **common)): (m, s) for m, s in plan}
+        pending = set(futs)
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            _drain(q, bar)
+            for f in done:
+                m, s = futs[f]
+                try:
+                    results[(m, s)] = f.result()
+                except Exception as e:
+                    raise RuntimeError(f"run {run_stem(m, cfg.setting, cfg.mode, s)} failed: {e}") from e
+        _drain(q, bar)
+        clean = True
+    finally:
+        if not clean:  # error, Ctrl-C or SIGTERM: stop every worker now, not after its run
+            for p in list(getattr(ex, "_processes", {}).values()):  # no public API to stop running workers
+                p.terminate()
+        ex.shutdown(wait=True, cancel_futures=True)
+        q.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _drain(q: Any, bar: Any) -> None:

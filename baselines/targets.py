@@ -1,4 +1,4 @@
-"""Quality targets of issue 3 §6 (``targets.csv``), checked against leaderboard rows (mean over seeds)."""
+"""Quality targets (``targets.csv``) checked against leaderboard rows (mean over seeds) of one protocol."""
 from __future__ import annotations
 
 import csv
@@ -11,11 +11,15 @@ from typing import Any
 @dataclass(frozen=True)
 class Target:
     method: str
-    metric: str
+    metric: str      # a leaderboard column, e.g. "future_bg.miou_bg" or "future_bg.miou_bg_std"
     op: str          # "min", "max" or "above:<method>"
     value: float
     tolerance: float
     note: str = ""
+
+
+class AmbiguousRowsError(ValueError):
+    """More than one leaderboard row matches a target's method under the selected protocol."""
 
 
 def load_targets(path: str | Path | None = None) -> list[Target]:
@@ -30,27 +34,49 @@ def load_targets(path: str | Path | None = None) -> list[Target]:
     return out
 
 
-def check_targets(rows: list[dict[str, Any]], targets: list[Target], *, setting: str = "2-2", mode: str = "overlap",
-                  preset: str = "default") -> list[tuple[Target, float | None, bool, str]]:
-    """(target, observed mean, ok, message) per target; a missing method/metric is a failure."""
-    by_method = {r["method"]: r for r in rows if r["setting"] == setting and r["mode"] == mode and r["preset"] == preset}
+def select_rows(rows: list[dict[str, Any]], *, protocol: dict[str, Any], device: str | None = None) -> dict[str, dict[str, Any]]:
+    """The rows of ``protocol`` (a ``TrainConfig.protocol()`` dict), one per method; several rows for one method
+    (other device types, other data) are an :class:`AmbiguousRowsError` naming them."""
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("protocol") != protocol or (device is not None and r.get("device") != device):
+            continue
+        by_method.setdefault(r["method"], []).append(r)
+    amb = {m: rs for m, rs in by_method.items() if len(rs) > 1}
+    if amb:
+        desc = "; ".join(f"{m}: " + ", ".join(f"[device {r['device']}, protocol {r['protocol_id']}, seeds {r['seeds']}]"
+                                              for r in rs) for m, rs in sorted(amb.items()))
+        raise AmbiguousRowsError(f"several leaderboard rows match the selected protocol ({desc}); choose one with "
+                                 f"--device, or keep one board per results folder")
+    return {m: rs[0] for m, rs in by_method.items()}
+
+
+def check_targets(rows: list[dict[str, Any]], targets: list[Target], *, protocol: dict[str, Any],
+                  device: str | None = None) -> list[tuple[Target, float | None, bool, str]]:
+    """(target, observed, ok, message) per target; a missing method/metric is a failure naming it."""
+    by_method = select_rows(rows, protocol=protocol, device=device)
     out = []
     for t in targets:
         r = by_method.get(t.method)
-        v = None if r is None else r.get(t.metric)
+        if r is None:
+            out.append((t, None, False, f"{t.method}.{t.metric}: no {t.method!r} run with this protocol"))
+            continue
+        if t.metric not in r:
+            raise ValueError(f"target metric {t.metric!r} is not a leaderboard column")
+        v = r.get(t.metric)
         if v is None:
-            out.append((t, None, False, f"{t.method}.{t.metric}: no result"))
+            out.append((t, None, False, f"{t.method}.{t.metric}: not defined (n_seeds {r['n_seeds']})"))
             continue
         if t.op == "min":
             ok = v >= t.value - t.tolerance
-            msg = f"{t.method}.{t.metric} = {v:.4f} (need >= {t.value} - {t.tolerance})"
+            msg = f"{t.method}.{t.metric} = {v:.4f} (need >= {t.value})"
         elif t.op == "max":
             ok = v <= t.value + t.tolerance
-            msg = f"{t.method}.{t.metric} = {v:.4f} (need <= {t.value} + {t.tolerance})"
+            msg = f"{t.method}.{t.metric} = {v:.4f} (need <= {t.value})"
         else:
             other = t.op.split(":", 1)[1]
             ov = by_method.get(other, {}).get(t.metric)
             ok = ov is not None and v > ov + t.value - t.tolerance
-            msg = f"{t.method}.{t.metric} = {v:.4f} (need > {other}'s {ov})"
+            msg = f"{t.method}.{t.metric} = {v:.4f} (need > {other}'s {'—' if ov is None else f'{ov:.4f}'})"
         out.append((t, v, ok, msg))
     return out

@@ -298,6 +298,7 @@ def run_one(
     preset: str = "custom",
     device: str | torch.device = "auto",
     resume: bool = False,
+    overwrite: bool = False,
     trace: bool = False,
     progress: bool = True,
     progress_cb: ProgressCb | None = None,
@@ -325,15 +326,24 @@ def run_one(
     ckdir = out / "checkpoints" / stem
     cfg_dict = cfg.to_dict()
 
-    if resume and result_path.exists():
+    trace_path = out / f"{stem}.trace.safetensors"
+    if result_path.exists() and not overwrite:
         from .results import load_result
 
-        res = load_result(result_path)
-        if res.get("config") == cfg_dict:
+        res = load_result(result_path)  # a damaged file is an error naming it
+        if res.get("config") != cfg_dict:
+            diff = sorted(k for k in set(res.get("config", {})) | set(cfg_dict)
+                          if res.get("config", {}).get(k) != cfg_dict.get(k))
+            raise ValueError(f"{result_path} holds a run with another config (fields {diff}); use another output "
+                             f"folder, or --overwrite to replace it")
+        if resume:
             if progress_cb:
                 progress_cb(float(T))
             return res
-        raise ValueError(f"{result_path} exists with a different config; delete it or run without --resume")
+    if not resume:  # a fresh run replaces the old one as a whole: no stale JSON, trace or checkpoint survives
+        for p in (result_path, trace_path):
+            if p.exists():
+                p.unlink()
 
     # ---- the steps of this run: (task index, classes seen up to, epochs)
     if meth.joint:

@@ -1,4 +1,4 @@
-"""Visualisation for CEMNIST: palette, overlays, montages, plots, GIF animations and HTML reports.
+"""Pictures of the data: palette, overlays, montages, GIF writing (results pictures: ``cemnist_baselines``).
 
 numpy/pillow-only parts (:mod:`.palette`, :mod:`.overlay`, :mod:`.gif`) import without matplotlib;
 figures need the ``viz`` extra (``pip install 'cemnist[viz]'``). Everything is imported lazily.
@@ -13,10 +13,6 @@ _EXPORTS = {
     "write_gif": "gif", "select_frames": "gif",
     "show": "montage", "show_compare": "montage", "preview_strip": "montage", "montage_figure": "montage",
     "compare_figure": "montage", "preview_strip_figure": "montage",
-    "plot_miou_curves": "plots", "plot_class_iou_heatmaps": "plots",
-    "load_results": "results", "leaderboard_rows": "results",
-    "load_trace": "animations", "confusion_gif": "animations", "prediction_gif": "animations",
-    "render_report": "report",
     "add_cli_subcommands": "cli",
 }
 

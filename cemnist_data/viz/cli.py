@@ -129,7 +129,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``cemnist report``: pictures + self-contained HTML for a results folder."""
-    from .report import render_report
+    from cemnist_baselines.report import render_report  # the report lives with the results
 
     out = args.out or str(Path(args.results_dir) / "report")
     page = render_report(args.results_dir, out, title=args.title, preview_png=args.preview, all_seeds=args.all_seeds,

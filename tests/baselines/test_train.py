@@ -20,7 +20,7 @@ def test_end_to_end_result_schema(tiny_runs, method):
     out, res = tiny_runs
     r = json.loads((out / f"{method}-2-2-overlap-seed0.json").read_text())
     assert r == res[method]
-    assert r["schema"] == "cemnist-baselines-result/1"
+    assert r["schema"] == "cemnist-baselines-result/2"
     assert (r["method"], r["seed"], r["setting"], r["mode"], r["preset"]) == (method, 0, "2-2", "overlap", "tiny")
     assert r["config"]["epochs"] == 1 and r["config"]["compile"] is False
     assert r["tasks"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]] and r["class_order"] == list(range(10))
@@ -29,25 +29,36 @@ def test_end_to_end_result_schema(tiny_runs, method):
     assert r["package_version"]
     n_steps = 1 if method == "joint" else T
     assert len(r["steps"]) == n_steps == len(r["wall_time_per_task_s"]) == len(r["R"])
+    ev = r["evaluation"]
+    assert ev["split"] == "test" and ev["num_images"] == 16 and ev["pool_num_images"] == 5000
+    assert ev["pool_configs"] == ["overlap-task4"] and ev["headline_view"] == "future_bg"
     for i, s in enumerate(r["steps"]):
         seen = len(s["classes_seen"])
         assert len(s["confusion"]) == 11 and all(len(row) == 11 for row in s["confusion"])
-        assert sum(map(sum, s["confusion"])) > 0
+        # every step is scored on the same pool, in the full label space: every pixel of it is counted
+        assert sum(map(sum, s["confusion"])) == ev["num_pixels"] == 16 * 60 * 60
+        assert set(s["views"]) == {"future_bg", "future_ignore"}
         assert len(s["iou_per_label"]) == 11
         assert all(v is None for v in s["iou_per_label"][seen + 1:])   # unseen labels
         assert 0.0 <= s["miou_bg"] <= 1.0
-    assert all(len(row) == T for row in r["R"])
-    if method != "joint":
-        assert [s["task"] for s in r["steps"]] == list(range(T))
-        assert r["R"][0][1] is None and r["R"][T - 1][0] is not None
-        assert set(r["final"]["forgetting_per_class"]) == {str(d) for d in range(8)}
-    else:
-        # same image-steps: 5 tasks x 1 epoch x 32 images = 1 epoch x 160 joint images (max_train x 5)
-        assert r["steps"][0]["epochs"] == 1 and r["steps"][0]["classes_seen"] == list(range(10))
-        assert r["final"]["forgetting"] is None
-    for k in ("miou_bg", "miou", "old", "new", "old_bg", "new_bg", "avg_inc_miou_bg", "avg_inc_miou",
-              "forgetting_per_class", "forgetting", "task0_miou_bg"):
-        assert k in r["final"]
+    for view in ("future_bg", "future_ignore"):
+        R, f = r["R"][view], r["final"][view]
+        assert all(len(row) == T for row in R)
+        if method != "joint":
+            assert [s["task"] for s in r["steps"]] == list(range(T))
+            assert R[0][1] is None and R[T - 1][0] is not None
+            assert set(f["forgetting_class_each"]) == {str(d) for d in range(8)}
+            assert set(f["forgetting_task_each"]) == {str(k) for k in range(T - 1)}
+        else:
+            # same image-steps: 5 tasks x 1 epoch x 32 images = 1 epoch x 160 joint images (max_train x 5)
+            assert r["steps"][0]["epochs"] == 1 and r["steps"][0]["classes_seen"] == list(range(10))
+            assert f["forgetting_task"] is None and f["forgetting_class"] is None
+        for k in ("miou_bg", "miou", "old", "new", "old_bg", "new_bg", "first", "first_bg", "later", "later_bg",
+                  "avg_inc_miou_bg", "avg_inc_miou", "forgetting_task", "forgetting_task_each", "forgetting_class",
+                  "forgetting_class_each", "task0_miou_bg"):
+            assert k in f
+    assert r["protocol"]["epochs"] == 1 and "compile" not in r["protocol"] and r["precision"] == "fp32"
+    assert len(r["run_id"]) == 16
 
 
 def test_task0_is_shared_and_identical(tiny_runs):
@@ -69,6 +80,7 @@ def test_trace_file(tiny_runs):
     out, _ = tiny_runs
     t, meta = read_safetensors(out / "mib-2-2-overlap-seed0.trace.safetensors")
     assert meta["result"] == "mib-2-2-overlap-seed0.json" and meta["method"] == "mib" and meta["seed"] == "0"
+    assert meta["run_id"] == json.loads((out / "mib-2-2-overlap-seed0.json").read_text())["run_id"]
     assert t["epoch_confusion"].shape == (T, 11, 11) and t["epoch_confusion"].dtype == torch.int64
     assert t["epoch_task"].tolist() == list(range(T)) and t["epoch_index"].tolist() == [1] * T
     assert t["panel_images"].shape == (3, 60, 60) and t["panel_images"].dtype == torch.uint8
@@ -100,10 +112,10 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_runs, tiny_cfg, monkeypatch)
     full = tiny_runs[1]["mib"]
     real = trainer._train_step_i
 
-    def crash_at_task3(**kw):
+    def crash_at_task3(ctx, **kw):
         if kw["t"] == 3:
             raise KeyboardInterrupt("simulated interruption")
-        return real(**kw)
+        return real(ctx, **kw)
 
     monkeypatch.setattr(trainer, "_train_step_i", crash_at_task3)
     out = tmp_path / "resumed"
@@ -113,7 +125,7 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_runs, tiny_cfg, monkeypatch)
         ["step0.safetensors", "step1.safetensors", "step2.safetensors"]
     assert not (out / "mib-2-2-overlap-seed0.json").exists()
     calls = []
-    monkeypatch.setattr(trainer, "_train_step_i", lambda **kw: (calls.append(kw["t"]), real(**kw))[1])
+    monkeypatch.setattr(trainer, "_train_step_i", lambda ctx, **kw: (calls.append(kw["t"]), real(ctx, **kw))[1])
     res = run_one(method="mib", seed=0, cfg=tiny_cfg, out_dir=out, progress=False, device="cpu", resume=True)
     assert calls == [3, 4]
     assert res["steps"] == full["steps"] and res["final"] == full["final"] and res["R"] == full["R"]
@@ -123,7 +135,7 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_runs, tiny_cfg, monkeypatch)
     calls.clear()
     again = run_one(method="mib", seed=0, cfg=tiny_cfg, out_dir=out, progress=False, device="cpu", resume=True)
     assert calls == [] and again["final"] == res["final"]
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match=r"holds a run with another config \(fields \['lr'\]\)"):
         run_one(method="mib", seed=0, cfg=tiny_cfg.replace(lr=1e-3), out_dir=out, progress=False, device="cpu", resume=True)
 
 
@@ -166,10 +178,11 @@ def test_schedule_starts_one_incremental_run_per_seed():
         ("naive", 0), ("naive", 1), ("joint", 0), ("joint", 1), ("kd", 0), ("mib", 0), ("kd", 1), ("mib", 1)]
 
 
-def test_trace_every_auto_records_about_20_frames_per_task(tmp_path, tiny_cfg):
+def test_trace_every_auto_records_about_4_frames_per_task(tmp_path, tiny_cfg):
     cfg = tiny_cfg.replace(epochs=3, max_train=8, max_test=4, trace_every=2)
     run_one(method="joint", seed=0, cfg=cfg, out_dir=tmp_path / "a", progress=False, device="cpu", trace=True)
     t, _ = read_safetensors(tmp_path / "a" / "joint-2-2-overlap-seed0.trace.safetensors")
     assert t["epoch_index"].tolist() == [2, 3] and t["panel_pred"].shape[0] == 1  # every 2nd + the last
-    assert trainer.trace_epochs(100, 0) == list(range(5, 101, 5))  # auto: 20 frames per task
+    assert trainer.trace_epochs(100, 0) == [25, 50, 75, 100]  # auto: 4 frames per task (each scores the pool)
+    assert trainer.trace_epochs(10, 0) == [3, 6, 9, 10]
     assert trainer.trace_epochs(7, 3) == [3, 6, 7] and trainer.trace_epochs(2, 0) == [1, 2]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cemnist_data.viz.animations import (confusion_frame_indices, confusion_gif, find_traces, load_trace,
+from cemnist_baselines.animations import (confusion_frame_indices, confusion_gif, find_traces, load_trace,
                                          prediction_gif, row_normalise, seen_labels_mask)
 
 from viz_synthetic import EPOCHS_PER_TASK, TASKS

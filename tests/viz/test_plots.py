@@ -5,17 +5,20 @@ import pytest
 
 from viz_helpers import assert_nontrivial_png
 
-from cemnist_data.viz.plots import plot_class_iou_heatmaps, plot_miou_curves
-from cemnist_data.viz.results import format_pm, leaderboard_rows, load_results, mean_std
+from cemnist_baselines.leaderboard import aggregate
+from cemnist_baselines.plots import plot_class_iou_heatmaps, plot_miou_curves
+from cemnist_baselines.results import ResultError, format_pm, load_results, mean_std
 
 
-def test_load_results_skips_other_json(results_dir, tmp_path):
+def test_load_results_skips_other_json_and_names_damaged_results(results_dir, tmp_path):
     runs = load_results(results_dir)
     assert len(runs) == 6
     (tmp_path / "other.json").write_text('{"schema": "something-else"}')
-    (tmp_path / "broken.json").write_text("{not json")
     assert load_results(tmp_path) == []
-    with pytest.raises(ValueError, match="does not exist"):
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ResultError, match=r"broken.json: damaged result JSON"):
+        load_results(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         load_results(tmp_path / "missing")
 
 
@@ -73,11 +76,11 @@ def test_single_stage_method_drawn_as_reference(results_dir, tmp_path):
 
 def test_leaderboard_rows(results_dir):
     runs = load_results(results_dir)
-    rows = {r["method"]: r for r in leaderboard_rows(runs)}
-    vals = [json.loads(f.read_text())["final"]["miou_bg"] for f in sorted(results_dir.glob("mib-*.json"))]
-    assert rows["mib"]["miou_bg"][0] == pytest.approx(np.mean(vals))
-    assert rows["mib"]["miou_bg"][1] == pytest.approx(np.std(vals, ddof=1))
+    rows = {r["method"]: r for r in aggregate(runs)}
+    vals = [json.loads(f.read_text())["final"]["future_bg"]["miou_bg"] for f in sorted(results_dir.glob("mib-*.json"))]
+    assert rows["mib"]["future_bg.miou_bg"] == pytest.approx(np.mean(vals))
+    assert rows["mib"]["future_bg.miou_bg_std"] == pytest.approx(np.std(vals, ddof=1))
     assert rows["mib"]["n_seeds"] == 2
-    assert mean_std([0.5]) == (0.5, 0.0, 1)
+    assert mean_std([0.5]) == (0.5, None)
     assert format_pm(0.8531, 0.0123) == "85.3 ± 1.2"
     assert format_pm(float("nan"), 0.0) == "–"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cemnist_data.viz.report import computed_leaderboard, render_report
-from cemnist_data.viz.results import load_results, read_leaderboard_csv
+from cemnist_baselines.report import computed_leaderboard, render_report
+from cemnist_baselines.results import load_results
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -51,23 +51,22 @@ def test_report_html_self_contained(report):
     assert text.count("<details>") == 6  # one config per run
 
 
-def test_leaderboard_from_jsons_and_csv(results_dir, tmp_path):
-    header, rows = computed_leaderboard(load_results(results_dir))
-    assert header[:5] == ["setting", "mode", "preset", "method", "seeds"]
-    assert [r[3] for r in rows] == ["naive", "kd", "mib"]
-    (tmp_path / "leaderboard.csv").write_text("method,setting,final_miou_bg,final_miou_bg_std,epochs\n"
-                                              "mib,2-2,0.81234,0.0100,5\nnaive,2-2,0.2,,5\n")
-    h, r = read_leaderboard_csv(tmp_path / "leaderboard.csv")
-    assert h == ["method", "setting", "final_miou_bg", "epochs"]
-    assert r == [["mib", "2-2", "0.812 ± 0.010", "5"], ["naive", "2-2", "0.200", "5"]]
+def test_leaderboard_from_jsons(results_dir, tmp_path):
+    runs = load_results(results_dir)
+    header, rows = computed_leaderboard(runs)
+    assert header[:6] == ["setting", "mode", "protocol", "device", "method", "seeds"]
+    assert header[6:8] == ["mIoU (bg)", "mIoU (digits)"] and "0-1 first task" in header
+    assert [r[4] for r in rows] == ["naive", "kd", "mib"]
+    vals = [r["final"]["future_bg"]["miou_bg"] for r in runs if r["method"] == "mib"]
+    assert rows[2][6] == f"{np.mean(vals) * 100:.1f} ± {np.std(vals, ddof=1) * 100:.1f}"
     for p in results_dir.glob("*.json"):
         shutil.copy(p, tmp_path / p.name)
     page = render_report(tmp_path, tmp_path / "out")
-    assert "0.812 ± 0.010" in page.read_text(encoding="utf-8")
+    assert rows[2][6] in page.read_text(encoding="utf-8")
 
 
 def test_report_errors(tmp_path):
-    with pytest.raises(ValueError, match="no cemnist-baselines-result/1 JSON"):
+    with pytest.raises(ValueError, match="holds no result JSON"):
         render_report(tmp_path, tmp_path / "out")
 
 

@@ -50,45 +50,43 @@ def synthetic_confusion(method: str, seed: int, t: int, progress: float = 1.0) -
 
 
 def synthetic_run(method: str, seed: int) -> dict[str, Any]:
-    steps, R = [], []
+    """A schema-2 result whose every metric is computed by the real metric code from synthetic confusions."""
+    from cemnist_baselines.config import TrainConfig
+    from cemnist_baselines.metrics import HEADLINE_VIEW, VIEWS, step_metrics, summarize
+    from cemnist_baselines.results import RESULT_SCHEMA
+    from cemnist_baselines.trainer import run_id
+
+    steps = []
     for t in range(len(TASKS)):
-        conf = synthetic_confusion(method, seed, t)
-        iou = iou_from_confusion(conf)
         seen = [0] + [d + 1 for ts in TASKS[: t + 1] for d in ts]
-        iou_list = [float(iou[l]) if l in seen else None for l in range(11)]
-        steps.append({
-            "task": t,
-            "confusion": conf.tolist(),
-            "iou_per_label": iou_list,
-            "miou_bg": float(np.mean([iou[l] for l in seen])),
-            "miou": float(np.mean([iou[l] for l in seen[1:]])),
-        })
-        R.append([float(np.mean([iou[d + 1] for d in TASKS[k]])) if k <= t else None for k in range(len(TASKS))])
-    last = steps[-1]
-    old = [d + 1 for ts in TASKS[:-1] for d in ts]
-    new = [d + 1 for d in TASKS[-1]]
-    iou = last["iou_per_label"]
-    final = {
-        "miou_bg": last["miou_bg"], "miou": last["miou"],
-        "old": float(np.mean([iou[l] for l in old])), "new": float(np.mean([iou[l] for l in new])),
-        "old_bg": float(np.mean([iou[l] for l in [0] + old])), "new_bg": float(np.mean([iou[l] for l in [0] + new])),
-        "avg_inc_miou_bg": float(np.mean([s["miou_bg"] for s in steps])),
-        "avg_inc_miou": float(np.mean([s["miou"] for s in steps])),
-        "forgetting_per_class": {str(l - 1): 0.1 for l in old},
-        "forgetting": 0.5 if method == "naive" else 0.2,
-        "task0_miou_bg": steps[0]["miou_bg"],
-    }
-    return {
-        "schema": "cemnist-baselines-result/1",
+        entry = {"task": t}
+        entry.update(step_metrics(torch_tensor(synthetic_confusion(method, seed, t)), seen))
+        entry["classes_seen"] = [d for ts in TASKS[: t + 1] for d in ts]
+        entry["epochs"] = EPOCHS_PER_TASK
+        steps.append(entry)
+    summ = summarize(steps, TASKS)
+    cfg = TrainConfig(epochs=EPOCHS_PER_TASK, lr=0.01)
+    r = {
+        "schema": RESULT_SCHEMA,
         "method": method, "seed": seed, "setting": "2-2", "mode": "overlap", "preset": "synthetic-test",
-        "config": {"epochs": EPOCHS_PER_TASK, "lr": 0.01, "method": method, "note": "SYNTHETIC test data"},
+        "precision": "fp32", "config": cfg.to_dict(), "protocol": cfg.protocol(), "method_protocol": {},
         "dataset": {"version": "0.0.0-synthetic", "content_sha256": {}},
+        "evaluation": {"split": "test", "pool_configs": [], "num_images": 0, "num_pixels": 0, "pool_num_images": 0,
+                       "views": list(VIEWS), "headline_view": HEADLINE_VIEW, "note": "SYNTHETIC test data"},
         "package_version": "0.0.0", "git_commit": None,
-        "env": {"torch": "none", "cuda": None, "device": "cpu", "device_name": "synthetic"},
+        "env": {"torch": "none", "cuda": None, "device": "cpu", "device_name": "synthetic", "num_threads": 1},
         "class_order": list(range(10)), "tasks": TASKS,
         "wall_time_per_task_s": [1.0] * len(TASKS),
-        "steps": steps, "R": R, "final": final,
+        "steps": steps, "R": summ["R"], "final": summ["final"], "shared_task0": False, "joint": False,
     }
+    r["run_id"] = run_id(r)
+    return r
+
+
+def torch_tensor(a: np.ndarray) -> Any:
+    import torch
+
+    return torch.as_tensor(a)
 
 
 def synthetic_panel(P: int = PANEL) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +104,10 @@ def synthetic_panel(P: int = PANEL) -> tuple[np.ndarray, np.ndarray]:
     return img, msk
 
 
-def synthetic_trace(method: str, seed: int, path: Path, result_name: str) -> None:
-    from safetensors.numpy import save_file
+def synthetic_trace(method: str, seed: int, path: Path, result_name: str, run_id: str) -> None:
+    import torch
+
+    from cemnist_baselines.artifacts import atomic_save_safetensors
 
     confs, ep_task, ep_idx = [], [], []
     for t in range(len(TASKS)):
@@ -133,7 +133,8 @@ def synthetic_trace(method: str, seed: int, path: Path, result_name: str) -> Non
         "panel_full_masks": full,
         "panel_pred": np.stack(preds).astype(np.uint8),
     }
-    save_file(tensors, str(path), metadata={"result": result_name, "method": method, "seed": str(seed)})
+    atomic_save_safetensors(path, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()},
+                            {"result": result_name, "method": method, "seed": str(seed), "run_id": run_id})
 
 
 def make_results_dir(root: Path, *, traces: bool = True) -> Path:
@@ -142,7 +143,8 @@ def make_results_dir(root: Path, *, traces: bool = True) -> Path:
     for m in METHODS:
         for s in SEEDS:
             stem = f"{m}-2-2-overlap-seed{s}"
-            (root / f"{stem}.json").write_text(json.dumps(synthetic_run(m, s), indent=1))
+            r = synthetic_run(m, s)
+            (root / f"{stem}.json").write_text(json.dumps(r, indent=1))
             if traces and s == 0:
-                synthetic_trace(m, s, root / f"{stem}.trace.safetensors", f"{stem}.json")
+                synthetic_trace(m, s, root / f"{stem}.trace.safetensors", f"{stem}.json", r["run_id"])
     return root

@@ -9,12 +9,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ._io import atomic_write_bytes, atomic_write_text
+from cemnist_data.viz._io import atomic_write_bytes, atomic_write_text
 from .animations import TRACE_SUFFIX, confusion_gif, find_traces, load_trace, prediction_gif
-from .gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
+from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
 from .plots import plot_class_iou_heatmaps, plot_miou_curves
-from .results import (LEADERBOARD_METRICS, format_pm, group_runs, leaderboard_rows, load_results,
-                      method_sort_key, read_leaderboard_csv)
+from .leaderboard import aggregate, column_labels
+from .metrics import HEADLINE_VIEW
+from .results import format_pm, load_results, method_sort_key, plot_groups
+
+REPORT_KEYS = ("miou_bg", "miou", "first", "later", "old", "new", "avg_inc_miou_bg", "forgetting_task")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
@@ -64,13 +67,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 
 
 
 def computed_leaderboard(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Leaderboard (header, rows) from the JSONs: final metrics in %, mean ± sample std over seeds."""
-    header = ["setting", "mode", "preset", "method", "seeds", *LEADERBOARD_METRICS]
-    rows = []
-    for r in leaderboard_rows(runs):
-        rows.append([r["setting"], r["mode"], r["preset"], r["method"], str(r["n_seeds"])]
-                    + [format_pm(*r[m]) for m in LEADERBOARD_METRICS])
-    return header, rows
+    """Leaderboard (header, rows) from the JSONs: headline-view final metrics in %, mean ± sample std over seeds."""
+    rows = aggregate(list(runs))
+    lab = column_labels(rows[0]["tasks"]) if rows else {}
+    header = ["setting", "mode", "protocol", "device", "method", "seeds"] + [lab.get(k, k) for k in REPORT_KEYS]
+    out = []
+    for r in rows:
+        out.append([r["setting"], r["mode"], r["protocol_id"], str(r["device"]), r["method"], str(r["n_seeds"])]
+                   + [format_pm(r[f"{HEADLINE_VIEW}.{k}"], r[f"{HEADLINE_VIEW}.{k}_std"]) for k in REPORT_KEYS])
+    return header, out
 
 
 def _slug(*parts: Any) -> str:
@@ -100,7 +105,7 @@ def render_report(
     runs = load_results(results_dir)
     traces = find_traces(results_dir)
     if not runs and not traces:
-        raise ValueError(f"{results_dir} holds no cemnist-baselines-result/1 JSON and no {TRACE_SUFFIX} file")
+        raise ValueError(f"{results_dir} holds no result JSON and no {TRACE_SUFFIX} file")
     out_dir.mkdir(parents=True, exist_ok=True)
     body: list[str] = [f"<h1>{html.escape(title)}</h1>",
                        f'<p class="note">Rendered from <code>{html.escape(str(results_dir))}</code> '
@@ -108,27 +113,26 @@ def render_report(
 
     # Leaderboard
     body.append("<h2>Leaderboard</h2>")
-    lb = results_dir / "leaderboard.csv"
-    if lb.is_file():
-        header, rows = read_leaderboard_csv(lb)
-        body.append('<p class="note">From <code>leaderboard.csv</code>.</p>' + _table(header, rows, left=3))
-    elif runs:
+    if runs:
         header, rows = computed_leaderboard(runs)
-        body.append('<p class="note">Computed from the run JSONs: final metrics in %, mean ± sample std (ddof=1) '
-                    "over seeds.</p>" + _table(header, rows, left=4))
+        body.append('<p class="note">Computed from the run JSONs (view: future classes → background): final metrics '
+                    "in %, mean ± sample std (ddof=1) over seeds; every step scored on one fixed evaluation pool.</p>"
+                    + _table(header, rows, left=6))
     else:
         body.append('<p class="note">No result JSONs.</p>')
 
     # Plots per (setting, mode, preset)
-    groups = group_runs(runs)
+    groups = plot_groups(runs)
     if groups:
         body.append("<h2>Plots</h2>")
-    for (setting, mode, preset), methods in groups.items():
+    for (setting, mode, pid, device), methods in groups.items():
         group = [r for rs in methods.values() for r in rs]
-        name = f"{setting} {mode}" + ("" if preset == "default" else f" [{preset}]")
+        presets = sorted({str(r.get("preset", "")) for r in group})
+        preset = presets[0] if len(presets) == 1 else pid   # file names: the preset when the group has one
+        name = f"{setting} {mode} [{preset}, {device}]"
         p1 = out_dir / f"miou_{_slug(setting, mode, preset)}.png"
         plot_miou_curves(group, out=p1)
-        body.append(_figure(p1, f"{name}: mIoU (incl. background) after each task, mean ± std over seeds."))
+        body.append(_figure(p1, f"{name}: mIoU (incl. background) after each task on the fixed pool, mean ± std over seeds."))
         p2 = out_dir / f"class_iou_{_slug(setting, mode, preset)}.png"
         plot_class_iou_heatmaps(group, out=p2)
         body.append(_figure(p2, f"{name}: per-class IoU after each task, mean over seeds."))
@@ -144,10 +148,10 @@ def render_report(
                 body.append(f'<p class="note">Skipped trace {html.escape(path.name)}: {html.escape(str(exc))}</p>')
                 continue
             r = tr.result or {}
-            k = (str(r.get("setting", "?")), str(r.get("mode", "?")), str(r.get("preset", "default")))
+            k = (str(r.get("setting", "?")), str(r.get("mode", "?")), str(r.get("preset", "")))
             by_group.setdefault(k, []).append(tr)
         for (setting, mode, preset), trs in sorted(by_group.items()):
-            name = f"{setting} {mode}" + ("" if preset == "default" else f" [{preset}]")
+            name = f"{setting} {mode}" + (f" [{preset}]" if preset not in ("", "default") else "")
             seeds = sorted({tr.seed for tr in trs}, key=lambda s: (len(s), s))
             for seed in seeds if all_seeds else seeds[:1]:
                 sel = sorted([tr for tr in trs if tr.seed == seed], key=lambda tr: method_sort_key(tr.method))
@@ -168,8 +172,8 @@ def render_report(
                     p = out_dir / f"confusion_{_slug(tr.path.name[: -len(TRACE_SUFFIX)])}.gif"
                     confusion_gif(tr, p, every=confusion_every, max_frames=max_frames, max_bytes=max_bytes,
                                   title=f"{tr.method} · {name} · seed {seed}")
-                    body.append(_figure(p, f"{tr.method}, seed {seed}: row-normalised test confusion matrix "
-                                           "of the current task after each recorded epoch."))
+                    body.append(_figure(p, f"{tr.method}, seed {seed}: row-normalised confusion matrix on the "
+                                           "evaluation pool (all labels) after each recorded epoch."))
 
     # Dataset preview
     body.append("<h2>Dataset preview</h2>")

@@ -15,10 +15,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._io import figure_to_rgb, new_figure
-from .gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, GifInfo, select_frames, write_gif
-from .overlay import overlay, validate_pair
-from .palette import DIGIT_COLORS_HEX, IGNORE, legend_handles
+from cemnist_data.viz._io import figure_to_rgb, new_figure
+from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, GifInfo, select_frames, write_gif
+from cemnist_data.viz.overlay import overlay, validate_pair
+from cemnist_data.viz.palette import DIGIT_COLORS_HEX, IGNORE, legend_handles
 from .results import method_sort_key
 
 TRACE_SUFFIX = ".trace.safetensors"
@@ -75,7 +75,7 @@ def validate_trace(tensors: Mapping[str, np.ndarray], *, name: str = "trace") ->
     validate_pair(img, full)
     if pred.shape[1:] != img.shape:
         raise ValueError(f"{name}: panel_pred must be [T, {', '.join(map(str, img.shape))}], got {pred.shape}")
-    from .overlay import check_mask_values
+    from cemnist_data.viz.overlay import check_mask_values
 
     if pred.dtype != np.uint8:
         raise ValueError(f"{name}: panel_pred must be uint8, got {pred.dtype}")
@@ -87,17 +87,21 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
+    from .artifacts import read_safetensors
+    from .results import load_result
+
     path = Path(path)
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="numpy") as fh:
-        meta = dict(fh.metadata() or {})
+    tt, meta = read_safetensors(path, what="trace")  # damaged/truncated files: ValueError naming the file
+    tensors = {k: v.numpy() for k, v in tt.items()}
     validate_trace(tensors, name=str(path))
     result = None
     rname = meta.get("result")
     cand = path.parent / rname if rname else path.with_name(path.name[: -len(TRACE_SUFFIX)] + ".json")
     if cand.is_file():
-        with cand.open("r", encoding="utf-8") as fh:
-            result = json.load(fh)
+        result = load_result(cand)
+        if meta.get("run_id") != result.get("run_id"):
+            raise ValueError(f"{path}: trace belongs to run {meta.get('run_id')!r} but {cand.name} is run "
+                             f"{result.get('run_id')!r} (a leftover from another run); delete the stale file")
     return Trace(
         epoch_confusion=tensors["epoch_confusion"].astype(np.int64),
         epoch_task=tensors["epoch_task"].astype(np.int64),

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._io import new_figure, save_figure
+from cemnist_data.viz._io import new_figure, save_figure
 from .results import Curve, class_iou_matrix, metric_curves, single_group
 
 # Method line colours (Okabe–Ito order, distinct from nothing else needed; "joint" is the dashed upper bound).
@@ -41,7 +41,7 @@ def plot_miou_curves(
     """
     if metric not in _METRIC_NAMES:
         raise ValueError(f"metric must be one of {sorted(_METRIC_NAMES)}, got {metric!r}")
-    setting, mode, preset = single_group(runs)
+    setting, mode, pid, device = single_group(runs)
     curves = metric_curves(runs, metric=metric)
     tasks = runs[0]["tasks"]
     x = np.arange(len(tasks))
@@ -70,9 +70,8 @@ def plot_miou_curves(
     ax.set_xlim(-0.2, len(tasks) - 0.8 if len(tasks) > 1 else 0.2)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
-    tag = "" if preset == "default" else f" [{preset}]"
-    ax.set_title(title or f"CEMNIST {setting} {mode}{tag}: {_METRIC_NAMES[metric]} after each task\n"
-                 "(mean ± std over seeds)", fontsize=9)
+    ax.set_title(title or f"CEMNIST {setting} {mode} [{device}]: {_METRIC_NAMES[metric]} after each task\n"
+                 "(fixed test pool, future classes → background; mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
     if out is not None:
         save_figure(fig, out, dpi=dpi)
@@ -94,7 +93,7 @@ def plot_class_iou_heatmaps(
     background first when ``include_bg``. Unseen classes are grey. Returns ``{method: [rows, T]}``
     matrices in the plotted row order (fractions).
     """
-    setting, mode, preset = single_group(runs)
+    setting, mode, pid, device = single_group(runs)
     mats = class_iou_matrix(runs)
     tasks = [list(map(int, t)) for t in runs[0]["tasks"]]
     order = [d for t in tasks for d in t]
@@ -138,8 +137,8 @@ def plot_class_iou_heatmaps(
         cb = fig.colorbar(im, ax=fig.axes, fraction=0.025, pad=0.02)
         cb.set_label("IoU (grey: class not seen yet)", fontsize=8)
         cb.ax.tick_params(labelsize=7)
-    tag = "" if preset == "default" else f" [{preset}]"
-    fig.suptitle(title or f"CEMNIST {setting} {mode}{tag}: per-class IoU after each task (mean over seeds)", fontsize=9)
+    fig.suptitle(title or f"CEMNIST {setting} {mode} [{device}]: per-class IoU after each task (mean over seeds)",
+                 fontsize=9)
     if out is not None:
         save_figure(fig, out, dpi=dpi)
     return plotted

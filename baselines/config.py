@@ -5,8 +5,10 @@ dataset content hashes and the device type form a leaderboard row's key. *Speed*
 run goes, never what it computes beyond float rounding; they are recorded but never split rows.
 *Behaviour* fields choose what is saved.
 
-``long`` is the 100-epoch protocol of the baselines issue (Adam 5e-4 constant, batch 72), meant for a
-GPU; ``tiny`` runs the whole 5-task pipeline per method in seconds (tests, CI).
+``default`` is the v1 protocol chosen by the budget study of docs/PROTOCOL.md for a 2-core CPU (Adam with a
+OneCycle schedule, peak 3e-3, batch 32, 8 epochs per task, bf16 autocast). ``long`` is the 100-epoch protocol
+of the baselines issue (Adam 5e-4 constant, batch 72, fp32), meant for a GPU; ``tiny`` runs the whole 5-task
+pipeline per method in seconds (tests, CI).
 """
 from __future__ import annotations
 
@@ -25,14 +27,14 @@ class TrainConfig:
     setting: str = "2-2"                  # digits per task, parsed by cemnist_data.parse_setting
     mode: str = "overlap"                 # overlap | disjoint
     class_order: tuple[int, ...] | None = None  # None = the release's order (identity)
-    epochs: int = 100                     # epochs per task (joint: the same total image-steps)
-    batch_size: int = 72
-    lr: float = 5e-4                      # Adam, rebuilt at every task; peak lr of a schedule
-    schedule: str = "constant"            # constant | cosine | onecycle (per task, stepped every batch)
-    warmup: float = 0.0                   # fraction of a task's steps with linear warm-up (cosine, onecycle)
+    epochs: int = 8                       # epochs per task (joint: the same total image-steps)
+    batch_size: int = 32
+    lr: float = 3e-3                      # Adam, rebuilt at every task; peak lr of the schedule
+    schedule: str = "onecycle"            # constant | cosine | onecycle (per task, stepped every batch)
+    warmup: float = 0.15                  # fraction of a task's steps warming up (onecycle's pct_start)
     kd_lambda: float = 10.0               # weight of the distillation term (kd, mib)
     width: int = 32                       # SimpleSegNet filters
-    amp_bf16: bool = False                # bf16 autocast of the convs (precision "bf16"), else fp32
+    amp_bf16: bool = True                 # bf16 autocast of the convs (precision "bf16"), else fp32
     eval_split: str = "test"              # the fixed evaluation pool: whole test pool, or every task's validation
     max_train: int | None = None          # first n train images of every task (joint: the same images)
     max_test: int | None = None           # one fixed seeded subset of n images of the evaluation pool
@@ -128,8 +130,8 @@ BEHAVIOUR_FIELDS: tuple[str, ...] = ("share_task0", "trace_every", "trace_panel"
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # the 100-epoch protocol of the baselines issue (a GPU-day for the board on 2 CPU cores)
-    "long": {"epochs": 100, "batch_size": 72, "lr": 5e-4, "schedule": "constant", "warmup": 0.0},
-    "tiny": {"epochs": 2, "max_train": 64, "max_test": 32, "batch_size": 16, "trace_panel": 4},
+    "long": {"epochs": 100, "batch_size": 72, "lr": 5e-4, "schedule": "constant", "warmup": 0.0, "amp_bf16": False},
+    "tiny": {"epochs": 2, "max_train": 64, "max_test": 32, "batch_size": 16, "trace_panel": 4, "amp_bf16": False},
 }
 DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"default": (0, 1, 2), "long": (0, 1, 2), "tiny": (0,)}
 

@@ -22,8 +22,11 @@ from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="cemnist-baselines", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"cemnist-baselines {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"], help="naive kd mib joint, or all (default)")

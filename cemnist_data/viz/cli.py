@@ -88,19 +88,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         idx = np.array(sorted(set(args.indices)))
         if idx.max() >= len(images) or idx.min() < 0:
             raise SystemExit(f"--indices must lie in 0..{len(images) - 1}")
-    elif args.mode == "compare":
+    elif args.view == "compare":
         differs = np.nonzero((masks != full).reshape(len(masks), -1).any(axis=1))[0]
         idx = pick_indices(len(images), num=min(args.num, 4), seed=args.seed,
                            candidates=differs if differs.size else None)
     else:
         idx = pick_indices(len(images), num=args.num, seed=args.seed)
-    if args.mode == "compare":
+    if args.view == "compare":
         lab = f"train view labels digits {','.join(map(str, digits))}" if digits else "train view"
         out = show_compare(images[idx], masks[idx], full[idx], out=args.out, title=f"{head}\n{lab} vs full mask")
     else:
-        m = masks if args.mode == "train" else full
+        m = masks if args.view == "train" else full
         what = ("train view" + (f" (digits {','.join(map(str, digits))} labelled)" if digits else "")
-                if args.mode == "train" else "full masks (all digits labelled)")
+                if args.view == "train" else "full masks (all digits labelled)")
         caps = [f"#{i}" for i in idx] if args.captions == "index" else None
         out = show(images[idx], m[idx], out=args.out, title=f"{head}: {what}", ncols=args.ncols, captions=caps)
     print(out)
@@ -144,7 +144,7 @@ def add_cli_subcommands(subparsers: Any) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--path", default="cemnist", help="dataset repo id or local folder (default: cemnist)")
         p.add_argument("--cache-dir", default=None, help="dataset cache directory")
-        p.add_argument("--split", default="train", choices=("train", "validation", "test"))
+        p.add_argument("--split", default="train", choices=("train", "validation", "test"), help="split to draw from")
         p.add_argument("--seed", type=int, default=0, help="seed for picking samples (default 0)")
 
     p = subparsers.add_parser("show", help="montage of samples with masks overlaid (needs cemnist[viz])",
@@ -153,18 +153,19 @@ def add_cli_subcommands(subparsers: Any) -> None:
     p.add_argument("--config", default="overlap-task0", help="overlap-task{t}, disjoint-task{t} or joint")
     p.add_argument("-n", "--num", type=int, default=16, help="number of samples (compare mode: at most 4)")
     p.add_argument("--indices", type=int, nargs="+", default=None, help="explicit row indices instead of sampling")
-    p.add_argument("--mode", choices=("train", "full", "compare"), default="train",
-                   help="train: train-view masks (background shift); full: full masks; "
-                        "compare: train view vs full mask side by side")
-    p.add_argument("--ncols", type=int, default=8)
-    p.add_argument("--captions", choices=("digits", "index"), default="digits")
+    p.add_argument("--view", choices=("train", "full", "compare"), default="train",
+                   help="train: task-view masks (background shift); full: full masks; "
+                        "compare: task view vs full mask side by side (--mode elsewhere means overlap/disjoint)")
+    p.add_argument("--ncols", type=int, default=8, help="montage columns (default 8)")
+    p.add_argument("--captions", choices=("digits", "index"), default="digits",
+                   help="caption each panel with its digits or its row index")
     p.add_argument("--out", default="cemnist_show.png", help="output PNG")
     p.set_defaults(func=cmd_show)
 
     p = subparsers.add_parser("preview", help="per-task preview strip (needs cemnist[viz])",
                               description="One row per task: a few samples with their train-view masks.")
     common(p)
-    p.add_argument("--mode", choices=("overlap", "disjoint"), default="overlap")
+    p.add_argument("--mode", choices=("overlap", "disjoint"), default="overlap", help="the task split's mode")
     p.add_argument("--per-task", type=int, default=6, help="samples per task row (default 6)")
     p.add_argument("--out", default="docs/img/preview_strip.png", help="output PNG")
     p.set_defaults(func=cmd_preview)
@@ -172,9 +173,9 @@ def add_cli_subcommands(subparsers: Any) -> None:
     p = subparsers.add_parser("report", help="plots, animations and one self-contained HTML page for a results folder",
                               description="Render a results folder (run JSONs, optional traces) into a directory "
                                           "with PNG/GIF files and a self-contained index.html.")
-    p.add_argument("results_dir")
+    p.add_argument("results_dir", help="folder of result JSONs (and traces)")
     p.add_argument("--out", default=None, help="output directory (default: RESULTS_DIR/report)")
-    p.add_argument("--title", default="CEMNIST results")
+    p.add_argument("--title", default="CEMNIST results", help="page title")
     p.add_argument("--preview", default=None, help="a preview strip PNG to include (from `cemnist preview`)")
     p.add_argument("--all-seeds", action="store_true", help="animate every seed, not only the lowest")
     p.add_argument("--every", type=int, default=1, help="confusion GIF: draw every k-th epoch (task ends always)")

@@ -1,4 +1,4 @@
-"""Leaderboard aggregation, CSV/Markdown, quality-target checks and the CLI (issue 3 §5, §6, §8)."""
+"""Leaderboard rows keyed by protocol, CSV/Markdown, quality-target checks and the CLI (issues 3, 8, 12)."""
 from __future__ import annotations
 
 import csv
@@ -10,26 +10,48 @@ import pytest
 import torch
 
 from cemnist_baselines.cli import main
-from cemnist_baselines.leaderboard import aggregate, load_results, mean_std, write_leaderboard
-from cemnist_baselines.targets import Target, check_targets, load_targets
+from cemnist_baselines.config import TrainConfig, get_config
+from cemnist_baselines.leaderboard import aggregate, write_leaderboard
+from cemnist_baselines.metrics import step_metrics, summarize
+from cemnist_baselines.results import RESULT_SCHEMA, ResultError, load_result, load_results, mean_std
+from cemnist_baselines.targets import AmbiguousRowsError, check_targets, load_targets
 
-REQUIRED = ["method", "setting", "mode", "n_seeds"] + [
-    c for m in ("final_miou_bg", "final_miou", "final_old", "final_new", "avg_inc_miou_bg", "forgetting",
-                "task0_miou_bg") for c in (m, f"{m}_std")]
-
-
-def _fake(method, seed, miou_bg, *, preset="default", old=0.5, forgetting=0.1):
-    final = {"miou_bg": miou_bg, "miou": miou_bg - 0.05, "old": old, "new": 0.9, "old_bg": old + 0.05,
-             "new_bg": 0.92, "avg_inc_miou_bg": miou_bg + 0.02, "avg_inc_miou": miou_bg, "forgetting_per_class": {},
-             "forgetting": forgetting if method != "joint" else None, "task0_miou_bg": 0.9}
-    return {"schema": "cemnist-baselines-result/1", "method": method, "seed": seed, "setting": "2-2", "mode": "overlap",
-            "preset": preset, "config": {"epochs": 100}, "wall_time_per_task_s": [1.0] * 5, "final": final}
+TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 
 
-def _write(tmp: Path, results):
-    for r in results:
-        (tmp / f"{r['method']}-2-2-overlap-seed{r['seed']}-{r['preset']}.json").write_text(json.dumps(r))
-    (tmp / "not-a-result.json").write_text(json.dumps({"schema": "other"}))
+def _steps(quality: float) -> list[dict]:
+    """Five steps whose every label has IoU ``quality`` (diagonal confusions, misses -> background)."""
+    out = []
+    for t in range(5):
+        conf = torch.zeros(11, 11, dtype=torch.int64)
+        conf[0, 0] = 1000
+        for lab in range(1, 2 * t + 3):
+            conf[lab, lab] = round(100 * quality)
+            conf[lab, 0] = 100 - round(100 * quality)
+        s = step_metrics(conf, list(range(2 * t + 3)))
+        s.update(task=t, classes_seen=list(range(2 * t + 2)), epochs=1)
+        out.append(s)
+    return out
+
+
+def _fake(method: str, seed: int, quality: float, *, cfg: TrainConfig | None = None, device: str = "cpu",
+          preset: str = "default", data: str = "a" * 64) -> dict:
+    cfg = cfg or get_config("default")
+    steps = _steps(quality)
+    summ = summarize(steps, TASKS)
+    return {"schema": RESULT_SCHEMA, "method": method, "seed": seed, "setting": "2-2", "mode": cfg.mode,
+            "preset": preset, "precision": cfg.precision, "config": cfg.to_dict(), "protocol": cfg.protocol(),
+            "method_protocol": {}, "dataset": {"version": "1.0.0", "content_sha256": {"overlap-task4/test": data}},
+            "evaluation": {"split": "test"}, "env": {"device": device, "num_threads": 1},
+            "package_version": "1.0.0", "git_commit": "abc", "tasks": TASKS, "steps": steps, "R": summ["R"],
+            "final": summ["final"], "wall_time_per_task_s": [1.0] * 5}
+
+
+def _write(tmp: Path, results, *, other: bool = True) -> None:
+    for i, r in enumerate(results):
+        (tmp / f"{r['method']}-seed{r['seed']}-{i}.json").write_text(json.dumps(r))
+    if other:
+        (tmp / "not-a-result.json").write_text(json.dumps({"schema": "other"}))
 
 
 def test_mean_std():
@@ -40,52 +62,96 @@ def test_mean_std():
 
 def test_aggregation_csv_and_markdown(tmp_path):
     res = [_fake("mib", s, v) for s, v in enumerate([0.80, 0.84, 0.88])]
-    res += [_fake("naive", s, v, old=0.0) for s, v in enumerate([0.2, 0.22])]
-    res += [_fake("joint", 0, 0.95), _fake("mib", 0, 0.5, preset="tiny")]
+    res += [_fake("naive", s, v) for s, v in enumerate([0.2, 0.22])] + [_fake("joint", 0, 0.95)]
     _write(tmp_path, res)
     assert len(load_results(tmp_path)) == len(res)
     rows = aggregate(load_results(tmp_path))
-    assert [(r["method"], r["preset"]) for r in rows] == [("naive", "default"), ("mib", "default"),
-                                                          ("joint", "default"), ("mib", "tiny")]
+    assert [r["method"] for r in rows] == ["naive", "mib", "joint"]
     mib = rows[1]
     assert mib["n_seeds"] == 3 and mib["seeds"] == "0 1 2"
-    assert mib["final_miou_bg"] == pytest.approx(0.84) and mib["final_miou_bg_std"] == pytest.approx(0.04)
-    assert mib["final_miou"] == pytest.approx(0.79) and mib["task0_miou_bg"] == pytest.approx(0.9)
-    assert rows[0]["final_old"] == 0.0 and rows[0]["final_miou_bg_std"] == pytest.approx(math.sqrt(2e-4))
-    assert rows[2]["forgetting"] is None and rows[2]["final_miou_bg_std"] is None
+    assert mib["future_bg.miou"] == pytest.approx(0.84) and mib["future_bg.miou_std"] == pytest.approx(0.04)
+    assert mib["future_bg.first"] == pytest.approx(0.84) and mib["future_bg.later"] == pytest.approx(0.84)
+    assert rows[0]["future_bg.miou_std"] == pytest.approx(math.sqrt(2e-4))
     md, cs = write_leaderboard(tmp_path, command="cemnist-baselines leaderboard --results X")
     with open(cs) as f:
         table = list(csv.DictReader(f))
-    assert all(c in table[0] for c in REQUIRED)
-    assert float(table[1]["final_miou_bg"]) == pytest.approx(0.84) and table[2]["forgetting"] == ""
-    assert "0.856" in table[1]["seed_reference_final_miou_bg"]
+    for c in ("method", "device", "precision", "protocol_id", "n_seeds", "future_bg.miou_bg", "future_ignore.miou_bg",
+              "future_bg.forgetting_task", "future_bg.forgetting_class", "future_bg.first_bg", "future_bg.later"):
+        assert c in table[0], c
+    assert float(table[1]["future_bg.miou"]) == pytest.approx(0.84)
     text = md.read_text()
-    assert "| mib | 2-2 | overlap | default | 3 | 0.840 ± 0.040 |" in text
+    assert "| mib | cpu | default | 3 | " in text and "0-1 first task" in text and "2-9 later tasks" in text
+    assert "forgetting per task (Chaudhry)" in text and "View: future → ignored" in text
     assert "cemnist-baselines leaderboard --results X" in text
-    _write(tmp_path, [_fake("mib", 0, 0.1)])  # same seed twice in one group is refused
-    (tmp_path / "dup.json").write_text(json.dumps(_fake("mib", 0, 0.3)))
+
+
+def test_speed_options_share_a_row_protocol_values_split_rows(tmp_path):
+    fast = get_config("default", compile=True, channels_last=False, teacher_cache=False, eval_batch_size=77)
+    res = [_fake("kd", 0, 0.6), _fake("kd", 1, 0.62, cfg=fast)]                   # one row
+    res += [_fake("kd", 2, 0.7, cfg=get_config("default", lr=1e-3))]             # another protocol
+    res += [_fake("kd", 0, 0.65, device="cuda")]                                 # another device type
+    res += [_fake("kd", 0, 0.66, data="b" * 64)]                                 # other data
+    rows = aggregate(res)
+    assert len(rows) == 4
+    one = [r for r in rows if r["n_seeds"] == 2]
+    assert len(one) == 1 and one[0]["seeds"] == "0 1" and one[0]["device"] == "cpu"
+    assert {r["device"] for r in rows} == {"cpu", "cuda"}
+
+
+def test_duplicate_seeds_in_one_row_are_refused(tmp_path):
     with pytest.raises(ValueError, match="duplicate seeds"):
-        aggregate(load_results(tmp_path))
+        aggregate([_fake("mib", 0, 0.1), _fake("mib", 0, 0.3)])
+
+
+def _rows(d: dict[str, float], **kw) -> list[dict]:
+    return aggregate([_fake(m, s, q + 0.001 * s, **kw) for m, q in d.items() for s in range(3)])
 
 
 def test_targets_checker_passes_and_fails():
     targets = load_targets()
     assert {t.method for t in targets} == {"naive", "kd", "mib", "joint"}
-    good = {"naive": {"final_old": 0.01, "task0_miou_bg": 0.9}, "kd": {"final_miou_bg": 0.65},
-            "mib": {"final_miou_bg": 0.85}, "joint": {"final_miou_bg": 0.95}}
+    proto = get_config("default").protocol()
+    good = _rows({"naive": 0.9, "kd": 0.9, "mib": 0.95, "joint": 0.97})
+    # naive's old classes are at 0.9 -> the forgetting target fails; everything else passes
+    res = check_targets(good, targets, protocol=proto)
+    failed = {(t.method, t.metric) for t, _, ok, _ in res if not ok}
+    assert failed == {("naive", "future_bg.old")}
+    bad = _rows({"naive": 0.0, "kd": 0.9, "mib": 0.5, "joint": 0.97})
+    failed = {(t.method, t.metric, t.op) for t, _, ok, _ in check_targets(bad, targets, protocol=proto) if not ok}
+    assert ("mib", "future_bg.miou_bg", "min") in failed and ("mib", "future_bg.miou_bg", "above:kd") in failed
+    assert ("naive", "future_bg.old", "max") not in failed
+    # rows of another protocol are not looked at
+    other = check_targets(good, targets, protocol=get_config("long").protocol())
+    assert all(not ok and "no" in msg for _, _, ok, msg in other)
 
-    def rows(d):
-        return [dict(method=m, setting="2-2", mode="overlap", preset="default", **v) for m, v in d.items()]
 
-    assert all(ok for _, _, ok, _ in check_targets(rows(good), targets))
-    bad = json.loads(json.dumps(good))
-    bad["naive"]["final_old"] = 0.3          # no visible forgetting
-    bad["mib"]["final_miou_bg"] = 0.70       # below 0.80 but above kd
-    failed = {(t.method, t.metric, t.op) for t, _, ok, _ in check_targets(rows(bad), targets) if not ok}
-    assert failed == {("naive", "final_old", "max"), ("mib", "final_miou_bg", "min")}
-    bad["kd"]["final_miou_bg"] = 0.9
-    assert any(t.op == "above:kd" and not ok for t, _, ok, _ in check_targets(rows(bad), targets))
-    assert not all(ok for _, _, ok, _ in check_targets(rows({"kd": good["kd"]}), targets))  # missing = failure
+def test_targets_refuse_ambiguous_rows_naming_them():
+    rows = _rows({"kd": 0.9}) + _rows({"kd": 0.9}, device="cuda")
+    with pytest.raises(AmbiguousRowsError, match=r"kd: \[device cpu.*\[device cuda"):
+        check_targets(rows, load_targets(), protocol=get_config("default").protocol())
+    ok = check_targets(rows, load_targets(), protocol=get_config("default").protocol(), device="cuda")
+    assert any(t.method == "kd" and v is not None for t, v, _, _ in ok)
+
+
+def test_old_schema_and_damaged_results_are_refused_naming_the_file(tmp_path):
+    old = _fake("mib", 0, 0.5)
+    old["schema"] = "cemnist-baselines-result/1"
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ResultError, match=r"old.json: result schema 'cemnist-baselines-result/1' is not supported: "
+                                          r"schema 1 scored step t on task t's growing test split"):
+        load_result(tmp_path / "old.json")
+    future = dict(old, schema="cemnist-baselines-result/9")
+    (tmp_path / "old.json").write_text(json.dumps(future))
+    with pytest.raises(ResultError, match="unknown result schema 'cemnist-baselines-result/9'"):
+        load_result(tmp_path / "old.json")
+    partial = _fake("mib", 0, 0.5)
+    del partial["method"]
+    (tmp_path / "old.json").write_text(json.dumps(partial))
+    with pytest.raises(ResultError, match=r"missing the keys \['method'\]"):
+        load_result(tmp_path / "old.json")
+    (tmp_path / "old.json").write_text(json.dumps(_fake("mib", 0, 0.5))[:300])
+    with pytest.raises(ResultError, match=r"old.json: damaged result JSON"):
+        load_results(tmp_path)
 
 
 def test_cli_run_tiny_and_leaderboard(tmp_path, cemnist_cache, capsys):
@@ -98,21 +164,44 @@ def test_cli_run_tiny_and_leaderboard(tmp_path, cemnist_cache, capsys):
     r = json.loads((out / "mib-2-2-overlap-seed0.json").read_text())
     assert r["preset"] == "tiny" and r["config"]["max_train"] == 16
     assert main(["leaderboard", "--results", str(out), "--out", str(tmp_path / "lb")]) == 0
-    assert "| naive | 2-2 | overlap | tiny | 1 |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
-    assert main(["targets", "--results", str(out), "--preset", "tiny"]) == 1  # tiny runs miss the targets
-    capsys.readouterr()
+    assert "| naive | cpu | tiny | 1 |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    # the runs used --epochs 1 etc.: they are not the tiny preset's protocol, so targets find no row
+    assert main(["targets", "--results", str(out), "--preset", "tiny"]) == 1
+    assert "no 'naive' run with this protocol" in capsys.readouterr().out
 
 
-def test_cli_errors(tmp_path, cemnist_cache, capsys):
-    assert main(["run", "--method", "ewc", "--preset", "tiny", "--out", str(tmp_path)]) == 2
-    assert "unknown method 'ewc'" in capsys.readouterr().err
-    assert main(["run", "--method", "naive", "--seeds", "-3", "--preset", "tiny", "--out", str(tmp_path)]) == 2
-    assert "seed must be an integer" in capsys.readouterr().err
-    if not torch.cuda.is_available():
-        assert main(["run", "--method", "naive", "--preset", "tiny", "--device", "cuda", "--out", str(tmp_path)]) == 2
-        assert "CUDA is not available" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, err", [
+    (["run", "--method", "ewc", "--preset", "tiny"], "unknown method 'ewc'"),
+    (["run", "--method", "naive", "--seeds", "-3", "--preset", "tiny"], "seed must be an integer"),
+    (["run", "--method", "naive", "--preset", "tiny", "--max-train", "0"], "max_train must be None (whole split) or an integer >= 1, got 0"),
+    (["run", "--method", "naive", "--preset", "tiny", "--max-test", "-1"], "max_test must be None"),
+    (["run", "--method", "naive", "--preset", "tiny", "--epochs", "0"], "epochs must be an integer >= 1, got 0"),
+    (["run", "--method", "naive", "--preset", "tiny", "--amp", "--precision", "fp32"], "--amp contradicts"),
+])
+def test_cli_errors(tmp_path, cemnist_cache, capsys, argv, err):
+    assert main(argv + ["--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert err in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.json"))
+
+
+def test_cli_inputs_are_checked(tmp_path, capsys):
     assert main(["leaderboard", "--results", str(tmp_path / "empty")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["targets", "--results", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "e").mkdir()
+    assert main(["targets", "--results", str(tmp_path / "e")]) == 2
     assert "no result JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["targets", "--results", str(tmp_path / "e"), "--preset", "tinyy"])
+    with pytest.raises(SystemExit):
+        main(["targets", "--results", str(tmp_path / "e"), "--mode", "foo"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_cuda_without_cuda(tmp_path, cemnist_cache, capsys):
+    assert main(["run", "--method", "naive", "--preset", "tiny", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("m, s, text", [(-1e-5, 2e-5, "0.000 ± 0.000"), (-0.0123, None, "-0.012"),

@@ -19,8 +19,8 @@ from cemnist_baselines.trainer import label_maps, make_step, train_epoch
 @pytest.mark.parametrize(
     "over, device, expect",
     [
-        ({}, "cpu", dict(compile=False, cuda_graphs=False, amp_bf16=False, cudnn_benchmark=False)),
-        ({}, "cuda", dict(compile=False, cuda_graphs=False, amp_bf16=False, cudnn_benchmark=True)),
+        ({}, "cpu", dict(compile=False, cuda_graphs=False, amp_bf16=True, cudnn_benchmark=False)),
+        ({}, "cuda", dict(compile=False, cuda_graphs=False, amp_bf16=True, cudnn_benchmark=True)),
         ({"cuda_graphs": True}, "cuda", dict(compile=True, cuda_graphs=True)),    # graphs imply compile
         ({"cuda_graphs": True}, "cpu", dict(compile=False, cuda_graphs=False)),   # no graphs on CPU
         ({"compile": True, "amp_bf16": True}, "cpu", dict(compile=True, amp_bf16=True)),
@@ -29,7 +29,8 @@ from cemnist_baselines.trainer import label_maps, make_step, train_epoch
 def test_resolved_speed_fields(over, device, expect):
     cfg = get_config("default", **over).resolved(device)
     assert {k: getattr(cfg, k) for k in expect} == expect
-    assert (cfg.epochs, cfg.batch_size, cfg.lr) == (100, 72, 5e-4)  # the protocol is untouched
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.schedule) == (8, 32, 3e-3, "onecycle")  # protocol untouched
+    assert cfg.protocol() == get_config("default", **{k: v for k, v in over.items() if k == "amp_bf16"}).protocol()
 
 
 def _losses(amp: bool) -> torch.Tensor:

@@ -8,26 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from cemnist_baselines.leaderboard import aggregate, load_results
+from cemnist_baselines.config import get_config
+from cemnist_baselines.leaderboard import aggregate
+from cemnist_baselines.results import load_results
 from cemnist_baselines.runner import run_many
 from cemnist_baselines.targets import check_targets, load_targets
 
-REPO = Path(__file__).resolve().parents[2]
-COMMITTED = REPO / "results" / "v1"
 
 
 @pytest.mark.gpu
 def test_quality_targets_full_protocol(tmp_path, cemnist_cache):
-    """Committed full-protocol results (results/v1) must meet targets.csv; without them, run the protocol."""
-    results = [r for r in load_results(COMMITTED) if r["preset"] == "default"] if COMMITTED.exists() else []
-    if not results:
-        if not torch.cuda.is_available():
-            pytest.skip("no committed results/v1 and no CUDA device to produce them")
-        from cemnist_baselines.config import get_config
-
-        results = run_many(methods="all", seeds=[0, 1, 2], cfg=get_config("default"), out_dir=tmp_path,
-                           preset="default", device="cuda", jobs=4, progress=False)
-    checks = check_targets(aggregate(results), load_targets())
+    """The default protocol on a GPU meets targets.csv (the CPU board's verdicts: test_frozen_results.py)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    results = run_many(methods="all", seeds=[0, 1, 2], cfg=get_config("default"), out_dir=tmp_path,
+                       preset="default", device="cuda", jobs=4, progress=False)
+    checks = check_targets(aggregate(results), load_targets(), protocol=get_config("default").protocol(),
+                           device="cuda")
     failed = [msg for _, _, ok, msg in checks if not ok]
     assert not failed, "quality targets missed:\n" + "\n".join(failed)
 

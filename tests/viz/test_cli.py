@@ -44,7 +44,7 @@ def fake_loader(monkeypatch):
 @pytest.mark.parametrize("mode", ["train", "full", "compare"])
 def test_show(fake_loader, tmp_path, mode):
     out = tmp_path / f"{mode}.png"
-    assert cli.main(["show", "--config", "overlap-task1", "-n", "6", "--mode", mode, "--out", str(out)]) == 0
+    assert cli.main(["show", "--config", "overlap-task1", "-n", "6", "--view", mode, "--out", str(out)]) == 0
     assert_nontrivial_png(out)
     assert fake_loader == [("overlap-task1", "train", ("image", "mask", "full_mask"))]
 

@@ -3,7 +3,8 @@
 ``python -m cemnist_baselines.study task0 --out results/study/task0 --grid NAME ...`` trains task 0 of the
 2-2 overlap setting once per grid point (schedule, peak lr, batch, epochs) and records the validation-pool
 mIoU (bg, future → background view) after every epoch; one JSON per point (resumable: existing points are
-skipped). ``... plot`` draws the curves. Whole 5-task runs use ``cemnist-baselines run --eval-split validation``.
+skipped). ``... plot`` draws the curves. Whole 5-task runs use ``cemnist-baselines run --eval-split
+validation``; ``... budgets --runs DIR...`` tabulates and plots them.
 Validation only: the study never looks at the test pool.
 """
 from __future__ import annotations
@@ -123,6 +124,55 @@ def cmd_plot(a: argparse.Namespace) -> int:
     return 0
 
 
+def budget_table(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One row per (folder, method): epochs per task and the final validation metrics (future → background)."""
+    from .results import load_results
+
+    rows = []
+    for f in folders:
+        for r in load_results(f):
+            if r["evaluation"]["split"] != "validation":
+                raise ValueError(f"{r['_path']}: the budget study reads validation runs only (this one is "
+                                 f"{r['evaluation']['split']})")
+            fin = r["final"]["future_bg"]
+            rows.append({"folder": str(f), "method": r["method"], "seed": r["seed"], "epochs": r["config"]["epochs"],
+                         "task0_miou_bg": fin["task0_miou_bg"], "miou_bg": fin["miou_bg"], "miou": fin["miou"],
+                         "old": fin["old"], "new": fin["new"], "forgetting_task": fin["forgetting_task"],
+                         "wall_s": sum(r["wall_time_per_task_s"])})
+    rows.sort(key=lambda x: (x["epochs"], x["method"], x["seed"]))
+    return rows
+
+
+def cmd_budgets(a: argparse.Namespace) -> int:
+    from cemnist_data.viz._io import new_figure, save_figure
+
+    rows = budget_table(a.runs)
+    if not rows:
+        raise ValueError(f"no validation runs in {a.runs}")
+    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    print("| epochs/task | method | seed | task-0 mIoU(bg) | final mIoU(bg) | final mIoU | old | new | forgetting/task | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        print(f"| {x['epochs']} | {x['method']} | {x['seed']} | {fmt(x['task0_miou_bg'])} | {fmt(x['miou_bg'])} | "
+              f"{fmt(x['miou'])} | {fmt(x['old'])} | {fmt(x['new'])} | {fmt(x['forgetting_task'])} | {x['wall_s']:.0f} |")
+    if a.out:
+        fig = new_figure(7, 4.2)
+        ax = fig.add_subplot(1, 1, 1)
+        for m in sorted({x["method"] for x in rows}):
+            pts = sorted((x["epochs"], x["miou_bg"]) for x in rows if x["method"] == m)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("epochs per task (OneCycle, batch 32)")
+        ax.set_ylabel("final validation mIoU (bg)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title("Whole 5-task runs at several budgets (validation pool, seed 0)")
+        save_figure(fig, a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cemnist_baselines.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,9 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pl.add_argument("--out", required=True)
     pl.add_argument("--precision", default="bf16")
     pl.add_argument("--seed", type=int, default=0)
+    b = sub.add_parser("budgets", help="table (and plot) of whole validation runs at several budgets")
+    b.add_argument("--runs", nargs="+", required=True, help="result folders of validation runs")
+    b.add_argument("--out", default=None, help="PNG of final validation mIoU(bg) vs epochs per task")
     a = p.parse_args(argv)
     try:
-        return cmd_task0(a) if a.cmd == "task0" else cmd_plot(a)
+        return {"task0": cmd_task0, "plot": cmd_plot, "budgets": cmd_budgets}[a.cmd](a)
     except ValueError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ class TrainConfig:
     epochs: int = 8                       # epochs per task (joint: the same total image-steps)
     batch_size: int = 32
     lr: float = 3e-3                      # Adam, rebuilt at every task; peak lr of the schedule
+    lr_next: float | None = None          # peak lr of tasks t > 0 (None = lr; MiB and PLOP use a lower one)
     schedule: str = "onecycle"            # constant | cosine | onecycle (per task, stepped every batch)
     warmup: float = 0.15                  # fraction of a task's steps warming up (onecycle's pct_start)
     kd_lambda: float = 10.0               # weight of the distillation term (kd, mib)
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"trace_every must be an integer >= 0 (0 = auto), got {self.trace_every!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.lr_next is not None and not (isinstance(self.lr_next, (int, float)) and self.lr_next > 0):
+            raise ValueError(f"lr_next must be None (= lr) or > 0, got {self.lr_next!r}")
         if not (isinstance(self.kd_lambda, (int, float)) and self.kd_lambda >= 0):
             raise ValueError(f"kd_lambda must be >= 0, got {self.kd_lambda!r}")
 
@@ -120,7 +123,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-PROTOCOL_FIELDS: tuple[str, ...] = ("setting", "mode", "class_order", "epochs", "batch_size", "lr", "schedule",
+PROTOCOL_FIELDS: tuple[str, ...] = ("setting", "mode", "class_order", "epochs", "batch_size", "lr", "lr_next", "schedule",
                                     "warmup", "kd_lambda", "width", "amp_bf16", "eval_split", "max_train",
                                     "max_test")
 SPEED_FIELDS: tuple[str, ...] = ("compile", "cuda_graphs", "cudnn_benchmark", "channels_last", "teacher_cache",

@@ -129,7 +129,7 @@ def make_scheduler(opt: torch.optim.Optimizer, *, schedule: str, lr: float, warm
 
 def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Callable[..., torch.Tensor],
               lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device,
-              total_steps: int = 1) -> Callable[..., torch.Tensor]:
+              total_steps: int = 1, lr: float | None = None) -> Callable[..., torch.Tensor]:
     """One optimisation step on uint8 batches: ``step(x, y, t=None)``; returns the detached loss (no host sync).
 
     ``t``: cached old-model logits of the batch (teacher caching); without it the frozen ``old_model`` (if
@@ -156,8 +156,9 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
     fn: Callable[..., torch.Tensor] = fwd_loss
     if cfg.compile:
         fn = torch.compile(fwd_loss, mode="reduce-overhead" if cfg.cuda_graphs else None, dynamic=False)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **({"fused": True} if device.type == "cuda" else {}))
-    sched = make_scheduler(opt, schedule=cfg.schedule, lr=cfg.lr, warmup=cfg.warmup, total_steps=total_steps)
+    peak = cfg.lr if lr is None else lr  # the peak lr of this task (cfg.lr_next for incremental tasks)
+    opt = torch.optim.Adam(model.parameters(), lr=peak, **({"fused": True} if device.type == "cuda" else {}))
+    sched = make_scheduler(opt, schedule=cfg.schedule, lr=peak, warmup=cfg.warmup, total_steps=total_steps)
     graphs = bool(cfg.compile and cfg.cuda_graphs and device.type == "cuda")
 
     def step(xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor | None = None) -> torch.Tensor:
@@ -558,8 +559,9 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int, repo
     if cfg.compile:
         torch.compiler.reset()  # the head changed shape: start from a clean compile cache
     total = epochs * steps_per_epoch(images.shape[0], cfg.batch_size)
+    task_lr = cfg.lr if (t == 0 or meth.joint or cfg.lr_next is None) else cfg.lr_next
     step = make_step(model, None if teacher is not None else old_model, loss_fn, lut, cfg=cfg, c_old=c_old,
-                     device=dev, total_steps=total)
+                     device=dev, total_steps=total, lr=task_lr)
     gen = make_generator(ctx.seed, dev, "shuffle", "joint" if meth.joint else t)
     seen_labels = ch2lab.tolist()
     recorded = set(trace_epochs(epochs, cfg.trace_every))

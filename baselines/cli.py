@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=None, help="epochs per task (>= 1)")
     r.add_argument("--batch-size", type=int, default=None, help="training batch size (>= 1)")
     r.add_argument("--lr", type=float, default=None, help="peak learning rate (> 0)")
+    r.add_argument("--lr-next", type=float, default=None, help="peak learning rate of tasks after the first (> 0)")
     r.add_argument("--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule per task")
     r.add_argument("--warmup", type=float, default=None, help="fraction of a task's steps spent warming up")
     r.add_argument("--kd-lambda", type=float, default=None, help="weight of the distillation term (kd, mib)")
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--amp contradicts --precision fp32")
             amp = True if a.amp else (None if a.precision is None else a.precision == "bf16")
             cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, batch_size=a.batch_size,
-                             lr=a.lr, schedule=a.schedule, warmup=a.warmup, kd_lambda=a.kd_lambda,
+                             lr=a.lr, lr_next=a.lr_next, schedule=a.schedule, warmup=a.warmup, kd_lambda=a.kd_lambda,
                              eval_split=a.eval_split, max_train=a.max_train, max_test=a.max_test,
                              compile=a.compile, cuda_graphs=a.cuda_graphs, amp_bf16=amp, teacher_cache=a.teacher_cache)
             seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])

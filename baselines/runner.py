@@ -19,19 +19,25 @@ from typing import Any, Sequence
 import torch
 
 from .config import TrainConfig
-from .methods import METHODS, get_method
+from .methods import get_method
 from .trainer import check_mode, check_seed, resolve_device, run_one, run_stem
 
 ALL_METHODS = ("naive", "kd", "mib", "joint")
 
 
 def expand_methods(methods: str | Sequence[str]) -> list[str]:
-    """``"all"`` -> naive kd mib joint; validates every name (ValueError)."""
+    """``"all"`` -> naive kd mib joint; validates every name or plug-in reference (ValueError). Two
+    references to methods of one name are refused."""
     names = [methods] if isinstance(methods, str) else list(methods)
     out: list[str] = []
+    by_name: dict[str, str] = {}
     for n in names:
         for m in (ALL_METHODS if n == "all" else (n,)):
-            get_method(m)
+            name = get_method(m).name
+            if name in by_name and by_name[name] != m:
+                raise ValueError(f"methods {by_name[name]!r} and {m!r} are both called {name!r}: their results "
+                                 f"would share file names")
+            by_name[name] = m
             if m not in out:
                 out.append(m)
     if not out:
@@ -41,8 +47,8 @@ def expand_methods(methods: str | Sequence[str]) -> list[str]:
 
 def schedule(methods: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
     """Order: the first incremental method of every seed, then joint runs, then the rest."""
-    inc = [m for m in methods if not METHODS[m].joint]
-    joint = [m for m in methods if METHODS[m].joint]
+    inc = [m for m in methods if not get_method(m).joint]
+    joint = [m for m in methods if get_method(m).joint]
     first = [(inc[0], s) for s in seeds] if inc else []
     rest = [(m, s) for s in seeds for m in inc[1:]]
     return first + [(m, s) for s in seeds for m in joint] + rest
@@ -93,7 +99,7 @@ def check_out_folder(out_dir: str | Path, plan: Sequence[tuple[str, int]], cfg_d
         return
     clash = []
     for m, s in plan:
-        p = out / f"{run_stem(m, setting, mode, s)}.json"
+        p = out / f"{run_stem(get_method(m).name, setting, mode, s)}.json"
         if not p.exists():
             continue
         try:
@@ -188,7 +194,7 @@ def _run_pool(plan: Sequence[tuple[str, int]], common: dict[str, Any], *, jobs: 
                 try:
                     results[(m, s)] = f.result()
                 except Exception as e:
-                    raise RuntimeError(f"run {run_stem(m, cfg.setting, cfg.mode, s)} failed: {e}") from e
+                    raise RuntimeError(f"run {run_stem(get_method(m).name, cfg.setting, cfg.mode, s)} failed: {e}") from e
         _drain(q, bar)
         clean = True
     finally:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +24,7 @@ from .artifacts import (atomic_save_safetensors, atomic_write_text, env_info, gi
 from .config import TrainConfig
 from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, load_eval_pool, load_joint_train,
                    load_task_data, resolve_tasks)
-from .methods import METHODS, Method, get_method
+from .methods import METHODS, Method, TaskContext, get_method, overrides
 from .metrics import HEADLINE_VIEW, NUM_LABELS, VIEWS, step_metrics, summarize, update_confusion
 from .model import SimpleSegNet, grow_head
 
@@ -129,11 +129,14 @@ def make_scheduler(opt: torch.optim.Optimizer, *, schedule: str, lr: float, warm
 
 def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Callable[..., torch.Tensor],
               lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device,
-              total_steps: int = 1, lr: float | None = None) -> Callable[..., torch.Tensor]:
+              total_steps: int = 1, lr: float | None = None, label_fn: Callable[..., torch.Tensor] | None = None,
+              features: bool = False, state: dict[str, torch.Tensor] | None = None) -> Callable[..., torch.Tensor]:
     """One optimisation step on uint8 batches: ``step(x, y, t=None)``; returns the detached loss (no host sync).
 
     ``t``: cached old-model logits of the batch (teacher caching); without it the frozen ``old_model`` (if
-    any) runs on the batch."""
+    any) runs on the batch. ``label_fn(y, t, c_old=)``: a method's label rule, applied to the target channels
+    before the loss. ``features``: ``loss_fn`` is a method's ``feature_loss`` and gets the new and old
+    model's intermediate maps (:func:`cemnist_baselines.methods.segnet_forward`) and ``state``."""
     amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(cfg.cudnn_benchmark)
@@ -145,13 +148,34 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
     def fwd_loss(xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor | None) -> torch.Tensor:
         x = xb.unsqueeze(1).float().div(255.0)
         y = lut[yb.long()]
+        if features:
+            return fwd_features(x, y, tb)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             z = model(x)
             t = tb
             if t is None and old_model is not None:
                 with torch.no_grad():
                     t = old_model(x)
+        if label_fn is not None:
+            y = label_fn(y, t.float(), c_old=c_old)
         return loss_fn(z.float(), y, None if t is None else t.float(), c_old=c_old, kd_lambda=cfg.kd_lambda)
+
+    def fwd_features(x: torch.Tensor, y: torch.Tensor, tb: torch.Tensor | None) -> torch.Tensor:
+        from .methods import segnet_forward
+
+        old_feats = None
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            z, feats = segnet_forward(model, x)
+            t = tb
+            if old_model is not None:
+                with torch.no_grad():
+                    t, old_feats = segnet_forward(old_model, x)
+        t = None if t is None else t.float()
+        if label_fn is not None:
+            y = label_fn(y, t, c_old=c_old)
+        return loss_fn(z.float(), y, t, {k: v.float() for k, v in feats.items()},
+                       None if old_feats is None else {k: v.float() for k, v in old_feats.items()},
+                       c_old=c_old, kd_lambda=cfg.kd_lambda, state=state if state is not None else {})
 
     fn: Callable[..., torch.Tensor] = fwd_loss
     if cfg.compile:
@@ -379,9 +403,13 @@ def run_one(
         return {"steps": steps, "wall_time_per_task_s": walls, "shared_task0": shared_task0,
                 "num_classes": model.num_classes, "method": meth.name, "seed": seed}
 
-    def save_step(path: Path) -> None:
-        save_checkpoint(path, model_state=model.state_dict(), extra=tr.tensors() if tr else {},
-                        config=cfg_dict, progress=progress_state())
+    mstate: dict[str, torch.Tensor] = {}  # the method's state (hooks), saved as extra "method.*" tensors
+
+    def save_step(path: Path, *, with_state: bool = True) -> None:
+        extra = tr.tensors() if tr else {}
+        if with_state:
+            extra.update({f"method.{k}": v for k, v in mstate.items()})
+        save_checkpoint(path, model_state=model.state_dict(), extra=extra, config=cfg_dict, progress=progress_state())
 
     def restore(path: Path) -> None:
         nonlocal steps, walls, shared_task0
@@ -394,6 +422,8 @@ def run_one(
             grow_head(model, prog["num_classes"] - model.num_classes, generator=torch.Generator().manual_seed(0))
         model.load_state_dict({k: v.to(dev) for k, v in state.items()})
         steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], prog["shared_task0"]
+        mstate.clear()
+        mstate.update({k[len("method."):]: v.to(dev) for k, v in extra.items() if k.startswith("method.")})
         if tr is not None:
             if "epoch_confusion" not in extra:
                 raise ValueError(f"checkpoint {path} has no trace; resume without --resume's --trace or rerun from scratch")
@@ -411,7 +441,8 @@ def run_one(
             p.unlink()
 
     ctx = _RunContext(meth=meth, model=model, tasks=tasks, cfg=cfg, seed=seed, dev=dev, tr=tr,
-                      pool_x=pool_x, pool_y=pool_y, panel_images=panel_images, cache_dir=cache_dir, steps=steps)
+                      pool_x=pool_x, pool_y=pool_y, panel_images=panel_images, cache_dir=cache_dir, steps=steps,
+                      state=mstate)
     try:
         for i in range(start_i, len(plan)):
             t, seen_upto, epochs = plan[i]
@@ -427,6 +458,7 @@ def run_one(
                 shared_path.parent.mkdir(parents=True, exist_ok=True)
                 lock = FileLock(str(shared_path) + ".lock")
                 lock.acquire()
+            data = None
             try:
                 reused = False
                 if shared_path is not None and shared_path.exists():
@@ -441,19 +473,22 @@ def run_one(
                         shared_task0 = reused = True
                         report(1.0)
                 if not reused:
-                    _train_step_i(ctx, t=t, epochs=epochs, seen_upto=seen_upto, report=lambda: report(units))
+                    data = _train_step_i(ctx, t=t, epochs=epochs, seen_upto=seen_upto, report=lambda: report(units))
                     walls.append(time.perf_counter() - t0)
                     if shared_path is not None:
-                        save_step(shared_path)
+                        save_step(shared_path, with_state=False)
             finally:
                 if lock is not None:
                     lock.release()
+            _after_task(ctx, t, data)
+            data = None
             save_step(ckdir / f"step{i}.safetensors")
     finally:
         if bar is not None:
             bar.close()
 
     # ---- result
+    from .plugins import method_source
     from .results import RESULT_SCHEMA
 
     summ = summarize(steps, tasks, step_tasks=[p[1] for p in plan])
@@ -464,6 +499,7 @@ def run_one(
         "config": cfg_dict,
         "protocol": cfg.protocol(),
         "method_protocol": meth.protocol_values(),
+        "method_source": method_source(meth),
         "dataset": {"version": info.get("version"), "content_sha256": hashes},
         "evaluation": {"split": cfg.eval_split, "pool_configs": eval_pool_configs(cfg.mode, T, cfg.eval_split),
                        "num_images": int(pool_x.shape[0]), "num_pixels": int(pool_y.numel()),
@@ -528,10 +564,47 @@ class _RunContext:
     panel_images: torch.Tensor | None
     cache_dir: str | None
     steps: list[dict[str, Any]]
+    state: dict[str, torch.Tensor] = field(default_factory=dict)  # the method's state (checkpointed)
 
 
-def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int, report: Callable[[], None]) -> None:
-    """Grow the head (t > 0), train ``epochs`` epochs on task ``t`` (joint: on every task), evaluate on the pool."""
+def task_context(ctx: _RunContext, t: int, images: torch.Tensor, masks: torch.Tensor, lut: torch.Tensor,
+                 old_model: SimpleSegNet | None, c_old: int) -> TaskContext:
+    """The :class:`TaskContext` a method's hooks get for task ``t``."""
+    return TaskContext(task=t, tasks=ctx.tasks, model=ctx.model, old_model=old_model, images=images, masks=masks,
+                       lut=lut, c_old=c_old, seed=ctx.seed, device=ctx.dev, cfg=ctx.cfg, state=ctx.state)
+
+
+def _mixing_step(step: Callable[..., torch.Tensor], meth: Method, state: dict[str, torch.Tensor],
+                 generator: torch.Generator) -> Callable[..., torch.Tensor]:
+    """``step`` on batches changed by ``meth.mix_batch`` (e.g. rehearsal images added)."""
+    def mixed(xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor | None = None) -> torch.Tensor:
+        if tb is not None:
+            raise ValueError(f"method {meth.name!r} changes its batches (mix_batch): the old model's logits "
+                             f"cannot be cached for it")
+        xb, yb = meth.mix_batch(xb, yb, state=state, generator=generator)
+        return step(xb, yb)
+
+    mixed.optimizer = step.optimizer  # type: ignore[attr-defined]
+    return mixed
+
+
+def _after_task(ctx: _RunContext, t: int, data: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    """Run the method's ``after_task`` hook for task ``t`` (loading the task's data if the step did not)."""
+    if ctx.meth.joint or not overrides(ctx.meth, "after_task"):
+        return
+    cfg = ctx.cfg
+    if data is None:
+        data = load_task_data(task=t, split="train", mode=cfg.mode, path=cfg.dataset_path, limit=cfg.max_train,
+                              device=ctx.dev, cache_dir=ctx.cache_dir)
+    lut, _ = label_maps(ctx.tasks, t, ctx.dev)
+    n_old = 1 + sum(len(ts) for ts in ctx.tasks[:t])
+    ctx.meth.after_task(task_context(ctx, t, data[0], data[1], lut, None, n_old))
+
+
+def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
+                  report: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grow the head (t > 0), train ``epochs`` epochs on task ``t`` (joint: on every task), evaluate on the pool;
+    returns the training (images, masks)."""
     meth, model, cfg, dev, tasks, tr = ctx.meth, ctx.model, ctx.cfg, ctx.dev, ctx.tasks, ctx.tr
     amp = bool(cfg.amp_bf16)
     lut, ch2lab = label_maps(tasks, seen_upto, dev)
@@ -551,17 +624,26 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int, repo
                 p.requires_grad_(False)
             if cfg.channels_last:
                 old_model.to(memory_format=torch.channels_last)
-            if cfg.teacher_cache:
+            if cfg.teacher_cache and not meth.old_model_per_batch and not overrides(meth, "mix_batch"):
                 teacher = teacher_logits(old_model, images, batch_size=cfg.eval_batch_size, amp=amp)
         grow_head(model, len(tasks[t]), generator=make_generator(ctx.seed, torch.device("cpu"), "head", t),
                   balanced=meth.balanced_init)
+        if overrides(meth, "before_task"):
+            meth.before_task(task_context(ctx, t, images, masks, lut, old_model, c_old))
     loss_fn = meth.loss if (t > 0 or meth.joint) else METHODS["naive"].loss
+    features = bool(meth.features and t > 0)
+    if features:
+        loss_fn = meth.feature_loss
+    label_fn = meth.targets if (t > 0 and overrides(meth, "targets")) else None
     if cfg.compile:
         torch.compiler.reset()  # the head changed shape: start from a clean compile cache
     total = epochs * steps_per_epoch(images.shape[0], cfg.batch_size)
     task_lr = cfg.lr if (t == 0 or meth.joint or cfg.lr_next is None) else cfg.lr_next
     step = make_step(model, None if teacher is not None else old_model, loss_fn, lut, cfg=cfg, c_old=c_old,
-                     device=dev, total_steps=total, lr=task_lr)
+                     device=dev, total_steps=total, lr=task_lr, label_fn=label_fn, features=features,
+                     state=ctx.state)
+    if t > 0 and overrides(meth, "mix_batch"):
+        step = _mixing_step(step, meth, ctx.state, make_generator(ctx.seed, dev, "replay-batch", t))
     gen = make_generator(ctx.seed, dev, "shuffle", "joint" if meth.joint else t)
     seen_labels = ch2lab.tolist()
     recorded = set(trace_epochs(epochs, cfg.trace_every))
@@ -596,3 +678,4 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int, repo
     if tr is not None and ctx.panel_images is not None:
         tr.panel_pred.append(predict_labels(model, ctx.panel_images, ch2lab, batch_size=cfg.eval_batch_size,
                                             amp=amp).cpu())
+    return images, masks

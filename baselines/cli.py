@@ -3,6 +3,7 @@
   cemnist-baselines run --method mib --seeds 0 1 2 [--jobs K] [--preset tiny] [--device auto|cpu|cuda]
                         [--out DIR] [--resume] [--trace] [--overwrite]
   cemnist-baselines run --method all                    # naive kd mib joint, the default protocol
+  cemnist-baselines run --method my_package.my_module:MyMethod   # your own Method subclass
   cemnist-baselines leaderboard --results DIR
   cemnist-baselines targets --results DIR [--preset default] [--mode overlap] [--device cpu]
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
@@ -29,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cemnist-baselines {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
-    r.add_argument("--method", nargs="+", default=["all"], help="naive kd mib joint, or all (default)")
+    r.add_argument("--method", nargs="+", default=["all"],
+                   help="naive kd ilt pl mib plop replay joint, all (= naive kd mib joint, the default), an "
+                        "installed plug-in's name, or module:Class (your own Method subclass)")
     r.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (default, long), 0 (tiny)")
     r.add_argument("--preset", default="default", choices=sorted(PRESETS))
     r.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")

@@ -4,7 +4,8 @@
                         [--out DIR] [--resume] [--trace] [--overwrite]
   cemnist-baselines run --method all                    # naive kd mib joint, the default protocol
   cemnist-baselines run --method my_package.my_module:MyMethod   # your own Method subclass
-  cemnist-baselines leaderboard --results DIR
+  cemnist-baselines leaderboard --results DIR [DIR ...] [--out DIR]   # validated runs only
+  cemnist-baselines validate RESULT.json [...]  # schema, dataset hashes, protocol, confusions, metrics
   cemnist-baselines targets --results DIR [--preset default] [--mode overlap] [--device cpu]
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
   cemnist-baselines report DIR [--out DIR]     # plots, GIFs and one HTML page (needs cemnist[viz])
@@ -64,9 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_false", default=None,
                    help="run the old model on every batch instead of caching its logits once per task")
     r.add_argument("--cache-dir", default=None, help="dataset cache (default $CEMNIST_CACHE or ~/.cache/cemnist)")
-    lb = sub.add_parser("leaderboard", help="aggregate result JSONs into LEADERBOARD.md and leaderboard.csv")
-    lb.add_argument("--results", required=True, help="folder of result JSONs")
-    lb.add_argument("--out", default=None, help="default: the results folder")
+    lb = sub.add_parser("leaderboard", help="aggregate validated result JSONs into LEADERBOARD.md, leaderboard.csv "
+                                            "and results.parquet (+ README.md YAML for datasets.load_dataset)")
+    lb.add_argument("--results", required=True, nargs="+", help="folder(s) of result JSONs (yours and others')")
+    lb.add_argument("--out", default=None, help="default: the results folder (required with several folders)")
+    va = sub.add_parser("validate", help="check result JSONs: schema, dataset hashes, protocol, confusions, metrics")
+    va.add_argument("paths", nargs="+", help="result JSON files or folders of them")
     tg = sub.add_parser("targets", help="check the quality targets (targets.csv) on a results folder")
     tg.add_argument("--results", required=True, help="folder of result JSONs")
     tg.add_argument("--preset", default="default", choices=sorted(PRESETS), help="the protocol to check")
@@ -113,10 +117,34 @@ def main(argv: list[str] | None = None) -> int:
                       f"old {fmt(f['old'])}  new {fmt(f['new'])}")
             print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}")
         elif a.cmd == "leaderboard":
-            from .leaderboard import write_leaderboard
-            md, cs = write_leaderboard(a.results, out_dir=a.out, command=command)
+            from .leaderboard import load_validated, write_board
+            if len(a.results) > 1 and a.out is None:
+                raise ValueError("several --results folders: say where the board goes with --out")
+            results, refused = load_validated(a.results)
+            for v in refused:
+                for line in v.lines():
+                    print("refused " + line.removeprefix("FAIL "), file=sys.stderr)
+            if not results:
+                raise ValueError(f"no valid result JSON in {' '.join(a.results)}"
+                                 + (f" ({len(refused)} refused)" if refused else ""))
+            md, cs = write_board(results, Path(a.out or a.results[0]), command=command)
             print(md.read_text())
-            print(f"wrote {md} and {cs}")
+            print(f"wrote {md}, {cs} and {md.parent / 'results.parquet'}"
+                  + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
+            return 1 if refused else 0
+        elif a.cmd == "validate":
+            from .data import dataset_info
+            from .validate import result_files, validate_file
+            files = result_files(a.paths)
+            if not files:
+                raise ValueError(f"no result JSON in {' '.join(a.paths)}")
+            release = dataset_info(path="cemnist")
+            checks = [validate_file(f, release=release) for f in files]
+            for v in checks:
+                print("\n".join(v.lines()))
+            n_bad = sum(not v.ok for v in checks)
+            print(f"{len(checks) - n_bad} of {len(checks)} result(s) valid")
+            return 1 if n_bad else 0
         elif a.cmd == "progress":
             from .progress import format_progress, run_progress
             print(format_progress(run_progress(a.results)))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .artifacts import atomic_write_text
 from .metrics import HEADLINE_VIEW, VIEWS
-from .results import final_value, group_runs, load_results, mean_std, protocol_id
+from .results import final_value, group_runs, load_results, mean_std, method_sort_key, protocol_id
 
 # keys of a result's final block (per view), in column order
 FINAL_KEYS = ("miou_bg", "miou", "first", "first_bg", "later", "later_bg", "old", "new", "old_bg", "new_bg",
@@ -167,13 +168,107 @@ def to_markdown(rows: list[dict[str, Any]], *, command: str | None = None) -> st
 
 def write_leaderboard(results_dir: str | Path, *, out_dir: str | Path | None = None,
                       command: str | None = None) -> tuple[Path, Path]:
-    """Write ``LEADERBOARD.md`` and ``leaderboard.csv`` (into ``out_dir``, default ``results_dir``)."""
+    """Write ``LEADERBOARD.md``, ``leaderboard.csv`` and the Hub-loadable run table (``results.parquet`` +
+    ``README.md`` YAML) into ``out_dir`` (default ``results_dir``)."""
     results = load_results(results_dir)
     if not results:
         raise ValueError(f"no result JSON found in {results_dir}")
-    rows = aggregate(results)
-    out = Path(out_dir) if out_dir is not None else Path(results_dir)
+    return write_board(results, Path(out_dir) if out_dir is not None else Path(results_dir), command=command)
+
+
+def write_board(results: Sequence[Mapping[str, Any]], out: Path, *, command: str | None = None) -> tuple[Path, Path]:
+    """Write the board files of ``results`` into ``out``; returns (LEADERBOARD.md, leaderboard.csv)."""
+    rows = aggregate(list(results))
     md, cs = out / "LEADERBOARD.md", out / "leaderboard.csv"
     atomic_write_text(md, to_markdown(rows, command=command))
     atomic_write_text(cs, to_csv(rows))
+    write_results_table(results, out)
     return md, cs
+
+
+def load_validated(folders: Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Results of several folders that pass ``validate`` (each loaded with its ``_path``), and the
+    :class:`~cemnist_baselines.validate.Validation` of every refused file (with the reasons)."""
+    from .results import load_result
+    from .validate import result_files, validate_file
+    from .data import dataset_info
+
+    for f in folders:
+        if not Path(f).is_dir():
+            raise FileNotFoundError(f"results folder {f} does not exist (or is not a folder)")
+    release = dataset_info(path="cemnist")
+    ok, refused = [], []
+    for p in result_files(list(folders)):
+        v = validate_file(p, release=release)
+        if v.ok:
+            ok.append(load_result(p))
+        else:
+            refused.append(v)
+    return ok, refused
+
+
+# ----------------------------------------------------------------------------- the run table (parquet)
+TABLE_FILE = "results.parquet"
+TABLE_YAML = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": TABLE_FILE}]}]}
+
+
+def table_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per run: identity (method, source, seed, protocol id, device, package version, commit,
+    run id), protocol fields, method protocol values (JSON), per-step mIoU (bg) and every final metric."""
+    rows = []
+    for r in sorted(results, key=lambda r: (r["setting"], r["mode"], protocol_id(r), method_sort_key(r["method"]),
+                                            int(r["seed"]))):
+        row: dict[str, Any] = {
+            "method": r["method"], "method_source": r.get("method_source"), "seed": int(r["seed"]),
+            "setting": r["setting"], "mode": r["mode"], "preset": r.get("preset"), "protocol_id": protocol_id(r),
+            "device": r["env"].get("device"), "precision": r.get("precision"),
+            "package_version": r.get("package_version"), "git_commit": r.get("git_commit"),
+            "run_id": r.get("run_id"), "dataset_version": r["dataset"].get("version"),
+            "protocol": json.dumps(r["protocol"], sort_keys=True),
+            "method_protocol": json.dumps(r.get("method_protocol", {}), sort_keys=True),
+            "tasks": json.dumps(r["tasks"]),
+            "steps_miou_bg": [s.get("miou_bg") for s in r["steps"]],
+            "wall_time_s": float(sum(r["wall_time_per_task_s"])),
+        }
+        for view in VIEWS:
+            for key in FINAL_KEYS:
+                v = final_value(r, view, key)
+                row[f"{view}.{key}"] = None if v is None else float(v)
+        rows.append(row)
+    return rows
+
+
+def write_results_table(results: Sequence[Mapping[str, Any]], out: Path) -> Path:
+    """``results.parquet`` (one row per run) and a ``README.md`` whose YAML header makes
+    ``datasets.load_dataset(out)`` read it (an existing README keeps its text; its header gains ``configs``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+
+    from .artifacts import atomic_path
+
+    rows = table_rows(results)
+    cols = list(rows[0]) if rows else []
+    schema = pa.schema([(c, pa.list_(pa.float64()) if c == "steps_miou_bg" else
+                         pa.int64() if c == "seed" else
+                         pa.float64() if (c == "wall_time_s" or c.startswith(VIEWS)) else pa.string()) for c in cols])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / TABLE_FILE
+    with atomic_path(path) as tmp:
+        pq.write_table(table, str(tmp))
+    readme = out / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    header: dict[str, Any] = {}
+    body = text
+    if text.startswith("---\n"):
+        end = text.find("\n---", 4)
+        if end > 0:
+            header = yaml.safe_load(text[4:end]) or {}
+            body = text[end + 4:].lstrip("\n")
+    if not body:
+        body = ("# CEMNIST baselines: one row per run\n\n`datasets.load_dataset(\"<this folder>\")[\"train\"]` reads "
+                f"`{TABLE_FILE}`; the board is in `LEADERBOARD.md`, each run's full record in its JSON.\n")
+    header.update(TABLE_YAML)
+    atomic_write_text(readme, "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n" + body)
+    return path

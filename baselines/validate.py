@@ -1,0 +1,242 @@
+"""Check a result produced anywhere (``cemnist-baselines validate RESULT.json [...]``).
+
+Checks, each reported as one line when it fails:
+
+- ``schema``: the result schema version and structure (:func:`cemnist_baselines.results.check_result`);
+- ``dataset``: dataset version and the content hashes of every split the run used equal the shipped release
+  manifest (``cemnist_data.release_info("cemnist")``), and the task list is the release's;
+- ``protocol``: the recorded protocol is the config's protocol, the setting and mode agree with it, and a
+  built-in method's protocol values are its own; a protocol equal to no named preset is reported as
+  "custom protocol" (a note, not a failure: it gets its own leaderboard row);
+- ``confusion``: one step per task (one for joint), each step's classes are the tasks seen so far, and every
+  step's 11x11 confusion holds non-negative counts summing to the evaluation pool's pixel count (images of
+  the pool or of its fixed subset x canvas^2, from the manifest);
+- ``metrics``: every reported per-step metric, R matrix and final number recomputed from the confusions
+  (:func:`cemnist_baselines.metrics.recompute_step`, :func:`~cemnist_baselines.metrics.summarize`);
+- ``run_id``: the run id is the hash of what identifies the run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .results import ResultError, check_result
+
+TOL = 1e-9
+
+
+@dataclass
+class Validation:
+    """Outcome for one file: failed checks (``"check: detail"``) and notes (e.g. the protocol's preset)."""
+
+    path: str
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def lines(self) -> list[str]:
+        """One line per failed check, or one ``OK`` line with the notes."""
+        if self.ok:
+            return [f"OK   {self.path}" + (f" ({'; '.join(self.notes)})" if self.notes else "")]
+        return [f"FAIL {self.path}: {f}" for f in self.failures]
+
+
+def _close(a: Any, b: Any, where: str, out: list[str], limit: int = 3) -> None:
+    """Compare nested JSON values (floats with a tolerance); append differences (at most ``limit``)."""
+    if len(out) >= limit:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                out.append(f"{where}.{k} is {'missing' if k not in a else 'not expected'}")
+            else:
+                _close(a[k], b[k], f"{where}.{k}", out, limit)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{where} has {len(a)} entries, recomputed {len(b)}")
+        else:
+            for i, (x, y) in enumerate(zip(a, b)):
+                _close(x, y, f"{where}[{i}]", out, limit)
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        if not (math.isfinite(float(a)) and math.isclose(float(a), float(b), rel_tol=TOL, abs_tol=TOL)):
+            out.append(f"{where} = {a!r}, recomputed {b!r}")
+    elif a != b:
+        out.append(f"{where} = {a!r}, recomputed {b!r}")
+
+
+def _named_presets(d: dict[str, Any]) -> list[str]:
+    from .config import PRESETS, get_config
+
+    names = []
+    for name in PRESETS:
+        try:
+            if get_config(name, setting=d["setting"], mode=d["mode"]).protocol() == d["protocol"]:
+                names.append(name)
+        except ValueError:
+            continue
+    return names
+
+
+def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | None = None) -> Validation:
+    """Run every check on a parsed result; ``release`` defaults to the shipped manifest's release info."""
+    from .config import TrainConfig
+    from .data import eval_pool_configs
+    from .methods import BUILTIN_METHODS, METHODS
+    from .metrics import recompute_step, summarize
+    from .trainer import run_id
+
+    v = Validation(name)
+    try:
+        check_result(d, name=name)
+    except ResultError as e:
+        v.failures.append(f"schema: {str(e).removeprefix(name + ': ')}")
+        return v
+    if release is None:
+        from .data import dataset_info
+
+        release = dataset_info(path="cemnist")
+    tasks = d["tasks"]
+    T = len(tasks)
+    mode = d["mode"]
+    split = d["evaluation"].get("split") if isinstance(d["evaluation"], dict) else None
+
+    # ---- dataset
+    bad: list[str] = []
+    if d["dataset"].get("version") != release["version"]:
+        bad.append(f"version {d['dataset'].get('version')!r} is not the release's {release['version']!r}")
+    if [list(map(int, t)) for t in release["tasks"]] != tasks:
+        bad.append(f"tasks {tasks} are not the release's {release['tasks']}")
+    got = d["dataset"].get("content_sha256", {})
+    want = {}
+    if split in ("test", "validation") and mode in ("overlap", "disjoint"):
+        used = [(f"{mode}-task{t}", "train") for t in range(T)] + [(c, split) for c in eval_pool_configs(mode, T, split)]
+        for c, s in used:
+            entry = release["configs"].get(c, {}).get(s)
+            if entry is None:
+                bad.append(f"the release has no {c}/{s}")
+            else:
+                want[f"{c}/{s}"] = entry["content_sha256"]
+    for k in sorted(set(got) | set(want)):
+        if k not in want:
+            bad.append(f"unexpected split {k}")
+        elif k not in got:
+            bad.append(f"no content hash for {k}")
+        elif got[k] != want[k]:
+            bad.append(f"content hash of {k} is {str(got[k])[:12]}…, the release manifest has {want[k][:12]}…")
+    if bad:
+        v.failures.append("dataset: " + "; ".join(bad))
+
+    # ---- protocol
+    bad = []
+    try:
+        cfg = TrainConfig.from_dict(d["config"])
+    except (ValueError, TypeError) as e:
+        bad.append(f"config is not a valid TrainConfig ({e})")
+        cfg = None
+    if cfg is not None:
+        diff = sorted(k for k in set(cfg.protocol()) | set(d["protocol"]) if cfg.protocol().get(k) != d["protocol"].get(k))
+        if diff:
+            bad.append(f"protocol differs from the config's in {diff}")
+    for k in ("setting", "mode"):
+        if d["protocol"].get(k) != d[k]:
+            bad.append(f"{k} {d[k]!r} but protocol.{k} {d['protocol'].get(k)!r}")
+    if split != d["protocol"].get("eval_split"):
+        bad.append(f"evaluation.split {split!r} but protocol.eval_split {d['protocol'].get('eval_split')!r}")
+    mp = d.get("method_protocol", {})
+    if d["method"] in BUILTIN_METHODS and mp != METHODS[d["method"]].protocol_values():
+        bad.append(f"method_protocol {mp} is not the built-in {d['method']!r}'s {METHODS[d['method']].protocol_values()}")
+    if bad:
+        v.failures.append("protocol: " + "; ".join(bad))
+    else:
+        presets = _named_presets(d)
+        v.notes.append(f"preset {'/'.join(presets)}" if presets else "custom protocol")
+    if d["method"] not in BUILTIN_METHODS:
+        v.notes.append(f"plug-in method {d.get('method_source', d['method'])!r} (its method_protocol is not checked)")
+
+    # ---- confusions
+    bad = []
+    steps = d["steps"]
+    joint = bool(d.get("joint"))
+    n_steps = 1 if joint else T
+    if len(steps) != n_steps:
+        bad.append(f"{len(steps)} steps, expected {n_steps}")
+    ev = d["evaluation"]
+    canvas = int(release["spec"]["canvas"])
+    pool_rows = None
+    if split in ("test", "validation") and mode in ("overlap", "disjoint"):
+        pool_rows = sum(int(release["configs"][c][split]["num_rows"]) for c in eval_pool_configs(mode, T, split))
+    max_test = d["protocol"].get("max_test")
+    if pool_rows is not None:
+        n_img = pool_rows if max_test is None else min(int(max_test), pool_rows)
+        pixels = n_img * canvas * canvas
+        if ev.get("num_images") != n_img or ev.get("num_pixels") != pixels:
+            bad.append(f"evaluation has {ev.get('num_images')} images / {ev.get('num_pixels')} pixels, the pool "
+                       f"gives {n_img} / {pixels}")
+    else:
+        pixels = ev.get("num_pixels")
+    for i, s in enumerate(steps):
+        conf = s["confusion"]
+        flat = [x for row in conf for x in row]
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in flat):
+            bad.append(f"steps[{i}].confusion holds entries that are not non-negative integers")
+            continue
+        if sum(flat) != pixels:
+            bad.append(f"steps[{i}].confusion sums to {sum(flat)}, the pool has {pixels} pixels")
+        want_seen = [c for t in tasks[: (T if joint else i + 1)] for c in t]
+        if s.get("classes_seen") != want_seen:
+            bad.append(f"steps[{i}].classes_seen {s.get('classes_seen')} should be {want_seen}")
+    if bad:
+        v.failures.append("confusion: " + "; ".join(bad[:4]) + (f" (+{len(bad) - 4} more)" if len(bad) > 4 else ""))
+
+    # ---- metrics (only when the confusions are usable)
+    if not bad:
+        diffs: list[str] = []
+        again = []
+        for i, s in enumerate(steps):
+            r = recompute_step(s["confusion"], s["classes_seen"])
+            for k in ("iou_per_label", "miou_bg", "miou", "views"):
+                _close(s.get(k), r[k], f"steps[{i}].{k}", diffs)
+            again.append(dict(s, **r))
+        summ = summarize(again, tasks, step_tasks=[T - 1] if joint else None)
+        _close(d["R"], summ["R"], "R", diffs)
+        _close(d["final"], summ["final"], "final", diffs)
+        if diffs:
+            v.failures.append("metrics: " + "; ".join(diffs))
+
+    # ---- run id
+    if d.get("run_id") != run_id(d):
+        v.failures.append(f"run_id: {d.get('run_id')!r} is not the hash of method, seed, config, dataset, "
+                          f"package version and commit ({run_id(d)!r})")
+    return v
+
+
+def validate_file(path: str | os.PathLike[str], *, release: dict[str, Any] | None = None) -> Validation:
+    """Validate one result JSON file (unreadable or damaged JSON is a ``schema`` failure)."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return Validation(str(p), failures=[f"schema: not a readable JSON result ({e})"])
+    return validate_result(d, name=str(p), release=release)
+
+
+def result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """Files named, plus the result JSONs in folders named; a missing path is a FileNotFoundError."""
+    from .results import is_result_file
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += [f for f in sorted(p.glob("*.json")) if is_result_file(f)]
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p} does not exist")
+    return out

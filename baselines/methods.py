@@ -115,24 +115,25 @@ def histogram_median(hist: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def plop_thresholds(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, base: float = 0.001,
-                    nb_bins: int = 100) -> tuple[torch.Tensor, float]:
-    """PLOP's per-class entropy thresholds (``Trainer.find_median`` with ``mode="entropy"``).
-
-    Over the background pixels ``bg`` [N, H, W] of the task's training images: the old model's
-    ``plop_entropy`` divided by ``max_entropy = log(n_classes)`` (classes after this task, background
-    included), binned into ``nb_bins`` bins per old-model argmax class; threshold of a class = its histogram
-    median, at least ``base``. Returns (thresholds [C_old], max_entropy)."""
-    c_old = old_logits.shape[1]
-    max_entropy = math.log(n_classes)
+def plop_histogram(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, nb_bins: int = 100) -> torch.Tensor:
+    """PLOP's entropy histograms [C_old, nb_bins] of one batch: over the background pixels ``bg`` [B, H, W],
+    ``plop_entropy`` of the old model's softmax divided by ``log(n_classes)`` (classes after this task,
+    background included), binned (clamped into the last bin) per old-model argmax class."""
     p = torch.softmax(old_logits.float(), dim=1)
-    ent = plop_entropy(p)[bg] / max_entropy
+    ent = plop_entropy(p)[bg] / math.log(n_classes)
     cls = p.argmax(dim=1)[bg]
     bins = torch.clamp((ent * nb_bins).long(), max=nb_bins - 1)
-    hist = torch.zeros(c_old, nb_bins, dtype=torch.int64, device=old_logits.device)
+    hist = torch.zeros(old_logits.shape[1], nb_bins, dtype=torch.int64, device=old_logits.device)
     hist.index_put_((cls, bins), torch.ones_like(cls), accumulate=True)
-    med = histogram_median(hist.cpu())
-    return torch.clamp(med, min=base).to(torch.float32), max_entropy
+    return hist
+
+
+def plop_thresholds(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, base: float = 0.001,
+                    nb_bins: int = 100) -> tuple[torch.Tensor, float]:
+    """PLOP's per-class entropy thresholds (``Trainer.find_median`` with ``mode="entropy"``): the median of
+    each class's :func:`plop_histogram`, at least ``base``. Returns (thresholds [C_old], max_entropy)."""
+    hist = plop_histogram(old_logits, bg, n_classes=n_classes, nb_bins=nb_bins)
+    return torch.clamp(histogram_median(hist.cpu()), min=base).to(torch.float32), math.log(n_classes)
 
 
 def plop_pseudo_ce(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, c_old: int, thresholds: torch.Tensor,
@@ -402,11 +403,15 @@ class PLOP(Method):
         amp = bool(getattr(ctx.cfg, "amp_bf16", False))
         bs = int(getattr(ctx.cfg, "eval_batch_size", 500))
         n_classes = ctx.model.num_classes
-        logits = teacher_logits(ctx.old_model, ctx.images, batch_size=bs, amp=amp).float()
-        bg = ctx.lut[ctx.masks.long()] == 0
-        th, max_ent = plop_thresholds(logits, bg, n_classes=n_classes, base=self.threshold)
-        ctx.state["plop.thresholds"] = th
-        ctx.state["plop.max_entropy"] = torch.tensor(max_ent, dtype=torch.float64)
+        hist = None
+        for i in range(0, ctx.images.shape[0], bs):  # batch by batch: the old logits are not kept
+            logits = teacher_logits(ctx.old_model, ctx.images[i:i + bs], batch_size=bs, amp=amp)
+            h = plop_histogram(logits, ctx.lut[ctx.masks[i:i + bs].long()] == 0, n_classes=n_classes)
+            hist = h if hist is None else hist + h
+        if hist is None:
+            raise ValueError(f"PLOP: task {ctx.task} has no training images to compute its thresholds on")
+        ctx.state["plop.thresholds"] = torch.clamp(histogram_median(hist.cpu()), min=self.threshold).to(torch.float32)
+        ctx.state["plop.max_entropy"] = torch.tensor(math.log(n_classes), dtype=torch.float64)
 
     def feature_loss(self, z, y, t, feats, old_feats, *, c_old, kd_lambda, state):  # type: ignore[override]
         n_classes = z.shape[1]

@@ -371,3 +371,28 @@ def test_trainer_passes_encoder_features_to_ilt():
     got, z, t, y, feats, old_feats = _step_loss(METHODS["ilt"], teacher=False)
     want = METHODS["ilt"].feature_loss(z, y, t, feats, old_feats, c_old=3, kd_lambda=10.0, state={}).item()
     assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_plop_before_task_hook_computes_thresholds_batch_by_batch():
+    from cemnist_baselines.config import get_config
+    from cemnist_baselines.model import grow_head
+    from cemnist_baselines.trainer import label_maps
+
+    g = torch.Generator().manual_seed(0)
+    old = SimpleSegNet(3, width=4, generator=g).eval()
+    model = SimpleSegNet(3, width=4, generator=torch.Generator().manual_seed(0))
+    grow_head(model, 2, generator=g)
+    images = torch.randint(0, 256, (7, 60, 60), generator=g, dtype=torch.uint8)
+    masks = torch.zeros(7, 60, 60, dtype=torch.uint8)
+    masks[:, 20:30, 20:30] = 3  # digit 2, not background
+    lut, _ = label_maps([[0, 1], [2, 3]], 1, torch.device("cpu"))
+    state: dict[str, torch.Tensor] = {}
+    ctx = TaskContext(task=1, tasks=[[0, 1], [2, 3]], model=model, old_model=old, images=images, masks=masks, lut=lut,
+                      c_old=3, seed=0, device=torch.device("cpu"), cfg=get_config("tiny", eval_batch_size=3),
+                      state=state)
+    METHODS["plop"].before_task(ctx)
+    with torch.no_grad():
+        logits = old(images.unsqueeze(1).float() / 255)
+    want, max_ent = plop_thresholds(logits, lut[masks.long()] == 0, n_classes=5)
+    assert torch.allclose(state["plop.thresholds"], want) and float(state["plop.max_entropy"]) == pytest.approx(max_ent)
+    assert max_ent == pytest.approx(math.log(5)) and bool((want >= 0.001).all())

@@ -1,4 +1,5 @@
-"""Methods as a few loss terms on one shared trainer. Formulas follow issue 3 §2 (normative).
+"""Methods as a few loss terms on one shared trainer. Formulas follow issue 3 §2 (normative) for naive, kd, mib
+and joint; ilt, pl, plop and replay follow the reference code named in their docstrings (issue 10 §1).
 
 Notation: ``z`` new logits [B, C, H, W], ``t`` frozen old-model logits [B, C_old, H, W] (C_old includes
 background), ``y`` target channel indices [B, H, W] (255 = ignore). Every loss is a mean over pixels.
@@ -254,7 +255,8 @@ class Method:
     - :meth:`targets` — the label rule: rewrite ``y`` from the old logits before the loss (pseudo-labels).
     - :meth:`mix_batch` — change the batch itself (e.g. add rehearsal images) before the forward pass.
     - :meth:`before_task` / :meth:`after_task` — hooks around each task, given a :class:`TaskContext`
-      (e.g. PLOP's thresholds before a task, a replay memory after it). Not called for the joint run.
+      (e.g. PLOP's thresholds before a task, a replay memory after it). ``before_task`` runs before tasks
+      t > 0 (task 0 may be a shared checkpoint), ``after_task`` after every task; neither for the joint run.
     - extra state to checkpoint: whatever the hooks put into ``ctx.state`` (tensors only; it is written to
       safetensors). A method whose state is not a set of tensors cannot be checkpointed this way and must
       recompute it in ``before_task`` (which runs again after ``--resume``).
@@ -295,7 +297,7 @@ class Method:
         return x, y
 
     def before_task(self, ctx: TaskContext) -> None:
-        """Hook before training a task (after the head has grown and the old model is frozen)."""
+        """Hook before training a task t > 0 (after the head has grown and the old model is frozen)."""
 
     def after_task(self, ctx: TaskContext) -> None:
         """Hook after a task has been trained and evaluated (also after a reused shared task 0)."""

@@ -40,7 +40,8 @@ def _losses(amp: bool) -> torch.Tensor:
     lut, _ = label_maps([[0, 1]], 0, torch.device("cpu"))
     m = SimpleSegNet(3, generator=torch.Generator().manual_seed(0))
     cfg = get_config("default", batch_size=16, amp_bf16=amp).resolved("cpu")
-    step = make_step(m, None, METHODS["naive"].loss, lut, cfg=cfg, c_old=3, device=torch.device("cpu"))
+    step = make_step(m, None, METHODS["naive"].loss, lut, cfg=cfg, c_old=3, device=torch.device("cpu"),
+                     total_steps=2)  # 32 images, batch 16
     return train_epoch(step, x, y, batch_size=16, generator=torch.Generator().manual_seed(0))
 
 

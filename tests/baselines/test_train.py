@@ -28,7 +28,7 @@ def test_end_to_end_result_schema(tiny_runs, method):
     assert r["env"]["device"] == "cpu" and r["env"]["torch"] == torch.__version__
     assert r["package_version"]
     n_steps = 1 if method == "joint" else T
-    assert len(r["steps"]) == n_steps == len(r["wall_time_per_task_s"]) == len(r["R"])
+    assert len(r["steps"]) == n_steps == len(r["wall_time_per_task_s"]) == len(r["R"]["future_bg"]) == len(r["R"]["future_ignore"])
     ev = r["evaluation"]
     assert ev["split"] == "test" and ev["num_images"] == 16 and ev["pool_num_images"] == 5000
     assert ev["pool_configs"] == ["overlap-task4"] and ev["headline_view"] == "future_bg"

@@ -106,6 +106,12 @@ def cmd_plot(a: argparse.Namespace) -> int:
     runs = [r for r in runs if r.get("precision") == a.precision and r.get("seed") == a.seed]
     if not runs:
         raise ValueError(f"no task-0 study results for precision {a.precision} seed {a.seed} in {a.results}")
+    print("| grid point | schedule | peak lr | batch | epochs | steps | val mIoU(bg) at the end | best |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda r: r["name"]):
+        c, cfg = r["curve"], r["config"]
+        print(f"| {r['name']} | {cfg['schedule']} | {cfg['lr']:g} | {cfg['batch_size']} | {cfg['epochs']} | "
+              f"{c[-1]['step']} | {c[-1]['miou_bg']:.3f} | {max(p['miou_bg'] for p in c):.3f} |")
     fig = new_figure(9, 5.5)
     ax = fig.add_subplot(1, 1, 1)
     for r in runs:

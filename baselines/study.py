@@ -142,10 +142,11 @@ def budget_table(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
                                  f"{r['evaluation']['split']})")
             fin = r["final"]["future_bg"]
             rows.append({"folder": str(f), "method": r["method"], "seed": r["seed"], "epochs": r["config"]["epochs"],
+                         "lr": r["config"]["lr"], "lr_next": r["config"].get("lr_next"),
                          "task0_miou_bg": fin["task0_miou_bg"], "miou_bg": fin["miou_bg"], "miou": fin["miou"],
                          "old": fin["old"], "new": fin["new"], "forgetting_task": fin["forgetting_task"],
                          "wall_s": sum(r["wall_time_per_task_s"])})
-    rows.sort(key=lambda x: (x["epochs"], x["method"], x["seed"]))
+    rows.sort(key=lambda x: (x["epochs"], x["lr_next"] or x["lr"], x["method"], x["seed"]))
     return rows
 
 
@@ -156,17 +157,20 @@ def cmd_budgets(a: argparse.Namespace) -> int:
     if not rows:
         raise ValueError(f"no validation runs in {a.runs}")
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    print("| epochs/task | method | seed | task-0 mIoU(bg) | final mIoU(bg) | final mIoU | old | new | forgetting/task | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| epochs/task | peak lr (task 0 / later) | method | seed | task-0 mIoU(bg) | final mIoU(bg) | final mIoU "
+          "| old | new | forgetting/task | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
-        print(f"| {x['epochs']} | {x['method']} | {x['seed']} | {fmt(x['task0_miou_bg'])} | {fmt(x['miou_bg'])} | "
+        lrs = f"{x['lr']:g} / {(x['lr_next'] or x['lr']):g}"
+        print(f"| {x['epochs']} | {lrs} | {x['method']} | {x['seed']} | {fmt(x['task0_miou_bg'])} | {fmt(x['miou_bg'])} | "
               f"{fmt(x['miou'])} | {fmt(x['old'])} | {fmt(x['new'])} | {fmt(x['forgetting_task'])} | {x['wall_s']:.0f} |")
     if a.out:
         fig = new_figure(7, 4.2)
         ax = fig.add_subplot(1, 1, 1)
         for m in sorted({x["method"] for x in rows}):
-            pts = sorted((x["epochs"], x["miou_bg"]) for x in rows if x["method"] == m)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+            pts = sorted((x["epochs"], x["miou_bg"]) for x in rows if x["method"] == m and x["lr_next"] is None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("epochs per task (OneCycle, batch 32)")
         ax.set_ylabel("final validation mIoU (bg)")

@@ -1,6 +1,7 @@
 """The only place where the baselines touch the dataset (through the pinned ``cemnist_data`` API)."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -10,6 +11,20 @@ def _cd():  # imported lazily so that the model / metrics code works without the
     import cemnist_data
 
     return cemnist_data
+
+
+@functools.lru_cache(maxsize=48)
+def _columns_cached(path: str, config: str, split: str, mode: str, cache_root: str,
+                    columns: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(_cd().load_tensors(path, config=config, split=split, mode=mode, cache_dir=cache_root, columns=columns))
+
+
+def load_columns(path: str, *, config: str, split: str, mode: str, cache_dir: str | None,
+                 columns: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+    """``cemnist_data.load_tensors``, decoded once per process and cache folder (the splits are immutable
+    and verified when first loaded); every call returns fresh copies."""
+    root = str(_cd().cache_root(cache_dir))
+    return tuple(t.clone() for t in _columns_cached(path, config, split, mode, root, tuple(columns)))
 
 
 def config_name(mode: str, task: int | None) -> str:
@@ -50,8 +65,8 @@ def load_task_data(
 
     ``mask_column="full_mask"`` gives every digit labelled (used for the trace panel)."""
     cfg = config_name(mode, task)
-    images, masks = _cd().load_tensors(path, config=cfg, split=split, mode=mode, cache_dir=cache_dir,
-                                       columns=("image", mask_column))
+    images, masks = load_columns(path, config=cfg, split=split, mode=mode, cache_dir=cache_dir,
+                                 columns=("image", mask_column))
     if limit is not None:
         images, masks = images[:limit], masks[:limit]
     if images.dtype != torch.uint8 or masks.dtype != torch.uint8:
@@ -85,8 +100,8 @@ def eval_pool_configs(mode: str, n_tasks: int, split: str) -> list[str]:
 def load_eval_pool(*, mode: str, n_tasks: int, split: str, max_n: int | None, path: str = "cemnist",
                    device: torch.device | str = "cpu", cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, full masks) of the fixed evaluation pool, optionally one fixed seeded subset of ``max_n``."""
-    parts = [_cd().load_tensors(path, config=c, split=split, mode=mode, cache_dir=cache_dir,
-                                columns=("image", "full_mask")) for c in eval_pool_configs(mode, n_tasks, split)]
+    parts = [load_columns(path, config=c, split=split, mode=mode, cache_dir=cache_dir,
+                          columns=("image", "full_mask")) for c in eval_pool_configs(mode, n_tasks, split)]
     images = torch.cat([p[0] for p in parts])
     masks = torch.cat([p[1] for p in parts])
     idx = _subset_index(images.shape[0], max_n, purpose=f"eval-{split}")

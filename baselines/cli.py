@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("cemnist-baselines: interrupted; finished tasks are checkpointed (continue with --resume)",
+              file=sys.stderr)
+        return 130
     return 0
 
 

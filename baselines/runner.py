@@ -82,8 +82,8 @@ def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
     return run_one(**kwargs, progress=False, progress_cb=_QUEUE.put)
 
 
-class _Terminated(Exception):
-    """SIGTERM received by the parent of a ``--jobs`` run."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM received by the parent of a ``--jobs`` run (handled like Ctrl-C)."""
 
 
 def check_out_folder(out_dir: str | Path, plan: Sequence[tuple[str, int]], cfg_dict: dict[str, Any], *,

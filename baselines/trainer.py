@@ -129,7 +129,7 @@ def make_scheduler(opt: torch.optim.Optimizer, *, schedule: str, lr: float, warm
 
 def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Callable[..., torch.Tensor],
               lut: torch.Tensor, *, cfg: TrainConfig, c_old: int, device: torch.device,
-              total_steps: int = 1, lr: float | None = None, label_fn: Callable[..., torch.Tensor] | None = None,
+              total_steps: int | None = None, lr: float | None = None, label_fn: Callable[..., torch.Tensor] | None = None,
               features: bool = False, state: dict[str, torch.Tensor] | None = None) -> Callable[..., torch.Tensor]:
     """One optimisation step on uint8 batches: ``step(x, y, t=None)``; returns the detached loss (no host sync).
 
@@ -180,6 +180,11 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
     fn: Callable[..., torch.Tensor] = fwd_loss
     if cfg.compile:
         fn = torch.compile(fwd_loss, mode="reduce-overhead" if cfg.cuda_graphs else None, dynamic=False)
+    if total_steps is None:
+        if cfg.schedule != "constant" or cfg.warmup > 0:
+            raise ValueError(f"make_step needs total_steps (the task's optimisation steps) for the {cfg.schedule!r} "
+                             f"schedule with warm-up {cfg.warmup}")
+        total_steps = 1
     peak = cfg.lr if lr is None else lr  # the peak lr of this task (cfg.lr_next for incremental tasks)
     opt = torch.optim.Adam(model.parameters(), lr=peak, **({"fused": True} if device.type == "cuda" else {}))
     sched = make_scheduler(opt, schedule=cfg.schedule, lr=peak, warmup=cfg.warmup, total_steps=total_steps)

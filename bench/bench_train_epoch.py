@@ -100,7 +100,8 @@ def bench(method: str, images: torch.Tensor, masks: torch.Tensor, *, dev: torch.
         o = None if old is None else copy.deepcopy(old).to(dev)
         step = make_step(model, o, (lambda z, y, t_, *, c_old, kd_lambda: F.cross_entropy(z, y, ignore_index=255)
                                     + (0 if t_ is None else kd_lambda * kd_loss(z, t_))),
-                         lut.to(dev), cfg=vcfg, c_old=3, device=dev)
+                         lut.to(dev), cfg=vcfg, c_old=3, device=dev,
+                         total_steps=(warmup + epochs) * -(-x_dev.shape[0] // vcfg.batch_size))
         g = torch.Generator(device=dev)
         g.manual_seed(0)
         times = []

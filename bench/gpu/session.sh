@@ -9,7 +9,7 @@
 # 3. the speed bench with the time left (default fast path for naive+kd, then compiled / CUDA graphs /
 #    bf16 + graphs for naive).
 # Everything is logged to $OUT/session.log. At most 8 files come back from $OUT: keep it that way.
-# Knobs (env): PRESET (default|quick|tiny), DEVICE (cuda|cpu), JOBS, BUDGET (s, whole script), LB_MAX (s),
+# Knobs (env): PRESET (default|long|tiny), DEVICE (cuda|cpu), JOBS, BUDGET (s, whole script), LB_MAX (s),
 # RESUME_FROM (a carried results folder with checkpoints/ from an unfinished session: continue with --resume).
 set -u -o pipefail
 OUT=${OUT:?set OUT to a folder for the files that come back}

@@ -23,6 +23,6 @@ def test_compiled_step_matches_eager_on_cpu():
         old = copy.deepcopy(m).eval().requires_grad_(False)
         grow_head(m, 2, generator=torch.Generator().manual_seed(1), balanced=True)
         cfg = get_config("default", compile=comp, batch_size=16).resolved("cpu")
-        step = make_step(m, old, METHODS["mib"].loss, lut, cfg=cfg, c_old=3, device=dev)
+        step = make_step(m, old, METHODS["mib"].loss, lut, cfg=cfg, c_old=3, device=dev, total_steps=3)
         losses[comp] = train_epoch(step, x, y, batch_size=16, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(losses[True], losses[False], rtol=1e-4, atol=1e-4)

@@ -354,7 +354,7 @@ def _step_loss(meth, *, teacher: bool):
     fn = meth.feature_loss if meth.features else meth.loss
     step = make_step(model, None if teacher else old, fn, lut, cfg=cfg.replace(channels_last=False), c_old=3,
                      device=torch.device("cpu"), label_fn=meth.targets if overrides(meth, "targets") else None,
-                     features=meth.features, state={})
+                     features=meth.features, state={}, total_steps=1)
     got = step(x, y, t if teacher else None).item()
     return got, z, t, lut[y.long()], feats, old_feats
 

@@ -19,13 +19,15 @@ from cemnist_baselines.progress import run_progress
 from cemnist_baselines.results import ResultError
 
 
-def test_a_trace_of_another_run_is_refused(tmp_path, tiny_runs):
+def test_a_trace_of_another_run_is_refused(tmp_path, tiny_runs, tiny_cfg):
+    from cemnist_baselines.trainer import run_one
+
     src, _ = tiny_runs
     out = tmp_path / "r"
-    shutil.copytree(src, out, ignore=shutil.ignore_patterns("checkpoints"))
-    load_trace(out / "kd-2-2-overlap-seed0.trace.safetensors")  # bound: loads
-    # a leftover trace of another run beside this JSON (as when a run was replaced but its trace was not)
-    shutil.copy(out / "mib-2-2-overlap-seed0.trace.safetensors", out / "kd-2-2-overlap-seed0.trace.safetensors")
+    run_one(method="kd", seed=0, cfg=tiny_cfg.replace(max_train=16), out_dir=out, progress=False, device="cpu")
+    # a stale trace of an earlier kd run (another config) beside the new JSON: same file name, other run
+    shutil.copy(src / "kd-2-2-overlap-seed0.trace.safetensors", out / "kd-2-2-overlap-seed0.trace.safetensors")
+    load_trace(src / "kd-2-2-overlap-seed0.trace.safetensors")  # beside its own JSON it loads
     with pytest.raises(ValueError, match=r"kd-2-2-overlap-seed0.trace.safetensors: .*leftover from another run"):
         load_trace(out / "kd-2-2-overlap-seed0.trace.safetensors")
 
@@ -35,8 +37,10 @@ def test_damaged_files_are_named_by_every_reader(tmp_path, tiny_runs, capsys):
     out = tmp_path / "r"
     shutil.copytree(src, out)
     (out / "kd-2-2-overlap-seed0.json").write_text('{"schema": "cemnist-baselines-result/2", "method": "kd", ')
-    for argv in (["leaderboard", "--results", str(out)], ["targets", "--results", str(out)],
-                 ["report", str(out), "--out", str(tmp_path / "rep")]):
+    assert cli_main(["leaderboard", "--results", str(out)]) == 1      # the board is written without it
+    err = capsys.readouterr().err
+    assert "refused" in err and "kd-2-2-overlap-seed0.json" in err and "not a readable JSON result" in err
+    for argv in (["targets", "--results", str(out)], ["report", str(out), "--out", str(tmp_path / "rep")]):
         assert cli_main(argv) == 2, argv
         assert "kd-2-2-overlap-seed0.json: damaged result JSON" in capsys.readouterr().err
     states = {e["stem"]: e["finished"] for e in run_progress(out)}
@@ -44,8 +48,8 @@ def test_damaged_files_are_named_by_every_reader(tmp_path, tiny_runs, capsys):
     missing = json.loads((out / "mib-2-2-overlap-seed0.json").read_text())
     del missing["method"]
     (out / "kd-2-2-overlap-seed0.json").write_text(json.dumps(missing))
-    assert cli_main(["leaderboard", "--results", str(out)]) == 2
-    assert "missing the keys ['method']" in capsys.readouterr().err
+    assert cli_main(["targets", "--results", str(out)]) == 2
+    assert "kd-2-2-overlap-seed0.json: result is missing the keys ['method']" in capsys.readouterr().err
     ck = out / "checkpoints" / "naive-2-2-overlap-seed0" / "step4.safetensors"
     ck.write_bytes(b"")
     with pytest.raises(ValueError, match=r"step4.safetensors: damaged or truncated checkpoint"):
@@ -88,10 +92,18 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, set[int]]:
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(tmp_path / "out")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:   # wait until both workers train (their checkpoint folders appear)
-        kids = {k for k in _children(proc.pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()
-                and "resource_tracker" not in Path(f"/proc/{k}/cmdline").read_text()} if _alive(proc.pid) else set()
-        if len(kids) >= 2 and len(list((tmp_path / "out" / "checkpoints").glob("*"))) >= 2:
+    while time.monotonic() < deadline:   # wait until both workers run (then give them time to start training)
+        kids = set()
+        if _alive(proc.pid):
+            for k in _children(proc.pid):
+                try:
+                    cmd = Path(f"/proc/{k}/cmdline").read_bytes()
+                except FileNotFoundError:
+                    continue
+                if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+                    kids.add(k)
+        if len(kids) >= 2:
+            time.sleep(5)
             return proc, kids
         time.sleep(0.5)
     proc.kill()

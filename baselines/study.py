@@ -130,6 +130,28 @@ def cmd_plot(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(a: argparse.Namespace) -> int:
+    """Every task-0 study result in a folder: grid point, precision, seed, final validation mIoU(bg); then the
+    mean ± std per (grid point, precision) over seeds."""
+    import statistics
+
+    runs = [json.loads(p.read_text()) for p in sorted(Path(a.results).glob("*.json"))]
+    if not runs:
+        raise ValueError(f"no task-0 study results in {a.results}")
+    print("| grid point | precision | seed | threads | val mIoU(bg) after the last epoch |")
+    print("|---|---|---|---|---|")
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in sorted(runs, key=lambda r: (r["name"], r["precision"], r["seed"])):
+        v = r["curve"][-1]["miou_bg"]
+        groups.setdefault((r["name"], r["precision"]), []).append(v)
+        print(f"| {r['name']} | {r['precision']} | {r['seed']} | {r['env']['num_threads']} | {v:.4f} |")
+    print()
+    for (name, prec), vs in groups.items():
+        sd = f" ± {statistics.stdev(vs):.4f}" if len(vs) > 1 else ""
+        print(f"{name} {prec}: {statistics.fmean(vs):.4f}{sd} over {len(vs)} seed(s)")
+    return 0
+
+
 def budget_table(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     """One row per (folder, method): epochs per task and the final validation metrics (future → background)."""
     from .results import load_results
@@ -198,12 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     pl.add_argument("--out", required=True)
     pl.add_argument("--precision", default="bf16")
     pl.add_argument("--seed", type=int, default=0)
+    tb = sub.add_parser("table", help="every task-0 result in a folder, and mean ± std over seeds")
+    tb.add_argument("--results", required=True)
     b = sub.add_parser("budgets", help="table (and plot) of whole validation runs at several budgets")
     b.add_argument("--runs", nargs="+", required=True, help="result folders of validation runs")
     b.add_argument("--out", default=None, help="PNG of final validation mIoU(bg) vs epochs per task")
     a = p.parse_args(argv)
     try:
-        return {"task0": cmd_task0, "plot": cmd_plot, "budgets": cmd_budgets}[a.cmd](a)
+        return {"task0": cmd_task0, "plot": cmd_plot, "table": cmd_table, "budgets": cmd_budgets}[a.cmd](a)
     except ValueError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@
                         [--out DIR] [--resume] [--trace] [--overwrite]
   cemnist-baselines run --method all                    # naive kd mib joint, the default protocol
   cemnist-baselines run --method my_package.my_module:MyMethod   # your own Method subclass
-  cemnist-baselines leaderboard --results DIR [DIR ...] [--out DIR]   # validated runs only
+  cemnist-baselines leaderboard --results DIR [DIR ...] [--out DIR] [--readme README.md]   # validated runs only
   cemnist-baselines validate RESULT.json [...]  # schema, dataset hashes, protocol, confusions, metrics
   cemnist-baselines targets --results DIR [--preset default] [--mode overlap] [--device cpu]
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                                             "and results.parquet (+ README.md YAML for datasets.load_dataset)")
     lb.add_argument("--results", required=True, nargs="+", help="folder(s) of result JSONs (yours and others')")
     lb.add_argument("--out", default=None, help="default: the results folder (required with several folders)")
+    lb.add_argument("--readme", default=None, metavar="README.md",
+                    help="also replace the tables between the leaderboard markers of this file")
     va = sub.add_parser("validate", help="check result JSONs: schema, dataset hashes, protocol, confusions, metrics")
     va.add_argument("paths", nargs="+", help="result JSON files or folders of them")
     tg = sub.add_parser("targets", help="check the quality targets (targets.csv) on a results folder")
@@ -129,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                                  + (f" ({len(refused)} refused)" if refused else ""))
             md, cs = write_board(results, Path(a.out or a.results[0]), command=command)
             print(md.read_text())
+            if a.readme:
+                from .artifacts import atomic_write_text
+                from .leaderboard import aggregate, splice_readme
+                readme = Path(a.readme)
+                atomic_write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), aggregate(results)))
+                print(f"updated the leaderboard tables of {readme}")
             print(f"wrote {md}, {cs} and {md.parent / 'results.parquet'}"
                   + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
             return 1 if refused else 0

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -133,7 +134,6 @@ def cmd_plot(a: argparse.Namespace) -> int:
 def cmd_table(a: argparse.Namespace) -> int:
     """Every task-0 study result in a folder: grid point, precision, seed, final validation mIoU(bg); then the
     mean ± std per (grid point, precision) over seeds."""
-    import statistics
 
     runs = [json.loads(p.read_text()) for p in sorted(Path(a.results).glob("*.json"))]
     if not runs:
@@ -172,6 +172,46 @@ def budget_table(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+CRITERION_METRICS = ("miou_bg", "miou", "old", "new")
+
+
+def budget_verdicts(rows: Sequence[Mapping[str, Any]], *, tol: float = 0.02, task0_bar: float = 0.85
+                    ) -> list[dict[str, Any]]:
+    """The study's criterion for every budget against the longest one (rows of :func:`budget_table`, one lr).
+
+    A budget passes when its task-0 mIoU(bg) is at least ``task0_bar``, every final metric of
+    :data:`CRITERION_METRICS` of every method is within ``tol`` of the same method at the longest budget, and
+    the methods rank the same by final mIoU(bg). Only methods present at every budget are compared; several
+    seeds of one (budget, method) are averaged.
+    """
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    rows = [r for r in rows if r.get("lr_next") is None]
+    budgets = sorted({r["epochs"] for r in rows})
+    if len(budgets) < 2:
+        raise ValueError(f"the criterion compares budgets: need runs at 2 or more budgets, got {budgets}")
+    by: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by.setdefault((r["epochs"], r["method"]), []).append(r)
+    methods = sorted(set.intersection(*({m for (e, m) in by if e == b} for b in budgets)))
+    if not methods:
+        raise ValueError("no method was run at every budget")
+    mean = {k: {m: statistics.fmean(x[m] for x in v) for m in (*CRITERION_METRICS, "task0_miou_bg")}
+            for k, v in by.items()}
+    longest = budgets[-1]
+    rank = lambda e: sorted(methods, key=lambda m: mean[(e, m)]["miou_bg"])  # noqa: E731
+    out = []
+    for e in budgets:
+        gaps = {(m, k): mean[(e, m)][k] - mean[(longest, m)][k] for m in methods for k in CRITERION_METRICS}
+        (wm, wk), worst = max(gaps.items(), key=lambda kv: abs(kv[1]))
+        task0 = statistics.fmean(mean[(e, m)]["task0_miou_bg"] for m in methods)
+        same_rank = rank(e) == rank(longest)
+        out.append({"epochs": e, "task0_miou_bg": task0, "worst_gap": worst, "worst": f"{wm}.{wk}",
+                    "ranking": rank(e), "same_ranking": same_rank,
+                    "passes": task0 >= task0_bar and abs(worst) <= tol and same_rank})
+    return out
+
+
 def cmd_budgets(a: argparse.Namespace) -> int:
     from cemnist_data.viz._io import new_figure, save_figure
 
@@ -186,6 +226,17 @@ def cmd_budgets(a: argparse.Namespace) -> int:
         lrs = f"{x['lr']:g} / {(x['lr_next'] or x['lr']):g}"
         print(f"| {x['epochs']} | {lrs} | {x['method']} | {x['seed']} | {fmt(x['task0_miou_bg'])} | {fmt(x['miou_bg'])} | "
               f"{fmt(x['miou'])} | {fmt(x['old'])} | {fmt(x['new'])} | {fmt(x['forgetting_task'])} | {x['wall_s']:.0f} |")
+    if len({x["epochs"] for x in rows if x["lr_next"] is None}) > 1:
+        print(f"\nCriterion: task-0 mIoU(bg) >= {a.task0_bar}; every final metric ({', '.join(CRITERION_METRICS)}) of "
+              f"every method within {a.tol} of the longest budget; the same ranking by final mIoU(bg).\n")
+        print("| epochs/task | task-0 mIoU(bg) | largest gap to the longest budget | ranking (low → high) | passes |")
+        print("|---|---|---|---|---|")
+        verdicts = budget_verdicts(rows, tol=a.tol, task0_bar=a.task0_bar)
+        for v in verdicts:
+            print(f"| {v['epochs']} | {v['task0_miou_bg']:.3f} | {v['worst_gap']:+.3f} ({v['worst']}) | "
+                  f"{' < '.join(v['ranking'])} | {'yes' if v['passes'] else 'no'} |")
+        ok = [v["epochs"] for v in verdicts[:-1] if v["passes"]]
+        print(f"\nsmallest budget that meets the criterion: {ok[0] if ok else 'none below the longest'}")
     if a.out:
         fig = new_figure(7, 4.2)
         ax = fig.add_subplot(1, 1, 1)
@@ -225,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = sub.add_parser("budgets", help="table (and plot) of whole validation runs at several budgets")
     b.add_argument("--runs", nargs="+", required=True, help="result folders of validation runs")
     b.add_argument("--out", default=None, help="PNG of final validation mIoU(bg) vs epochs per task")
+    b.add_argument("--tol", type=float, default=0.02, help="largest allowed gap to the longest budget")
+    b.add_argument("--task0-bar", type=float, default=0.85, help="task-0 validation mIoU(bg) a budget must reach")
     a = p.parse_args(argv)
     try:
         return {"task0": cmd_task0, "plot": cmd_plot, "table": cmd_table, "budgets": cmd_budgets}[a.cmd](a)

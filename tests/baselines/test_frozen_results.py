@@ -1,7 +1,8 @@
 """The published board (results/v1) is a frozen reference.
 
-Fast: the committed runs are well-formed, their metrics recompute from their stored confusions, and the
-targets verdicts printed in ``results/v1/TARGETS.txt`` are what ``cemnist-baselines targets`` gives today.
+Fast: the committed runs are well-formed, their metrics recompute from their stored confusions, the
+targets verdicts printed in ``results/v1/TARGETS.txt`` are what ``cemnist-baselines targets`` gives today,
+and ``LEADERBOARD.md`` and the README's tables are what the leaderboard command makes of the runs.
 Slow: retraining naive seed 0 with the default protocol at the same CPU thread count reproduces the
 committed JSON exactly (~10 min on one core).
 """
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from cemnist_baselines.config import TrainConfig, get_config
-from cemnist_baselines.leaderboard import aggregate
+from cemnist_baselines.leaderboard import aggregate, splice_readme, to_markdown
 from cemnist_baselines.metrics import recompute_step, summarize
 from cemnist_baselines.results import load_results
 from cemnist_baselines.targets import check_targets, load_targets
@@ -41,6 +42,15 @@ def test_committed_targets_verdicts_are_reproducible():
     checks = check_targets(rows, load_targets(), protocol=get_config("default").protocol(), device="cpu")
     text = "".join(("PASS " if ok else "FAIL ") + msg + "\n" for _, _, ok, msg in checks)
     assert text == (V1 / "TARGETS.txt").read_text()
+
+
+def test_published_tables_are_the_committed_runs():
+    """LEADERBOARD.md and the README's tables are what the leaderboard command makes of the committed JSONs."""
+    rows = aggregate(load_results(V1))
+    board = (V1 / "LEADERBOARD.md").read_text()
+    assert board.split("\n", 4)[4] == to_markdown(rows).split("\n", 2)[2]   # the "Produced by" line aside
+    readme = (V1.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert splice_readme(readme, rows) == readme
 
 
 @pytest.mark.slow

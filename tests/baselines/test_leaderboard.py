@@ -11,7 +11,7 @@ import torch
 
 from cemnist_baselines.cli import main
 from cemnist_baselines.config import TrainConfig, get_config
-from cemnist_baselines.leaderboard import aggregate, write_leaderboard
+from cemnist_baselines.leaderboard import README_BEGIN, README_END, aggregate, splice_readme, write_leaderboard
 from cemnist_baselines.metrics import step_metrics, summarize
 from cemnist_baselines.results import RESULT_SCHEMA, ResultError, load_result, load_results, mean_std
 from cemnist_baselines.targets import AmbiguousRowsError, check_targets, load_targets
@@ -83,6 +83,22 @@ def test_aggregation_csv_and_markdown(tmp_path):
     assert "| mib | cpu | default | 3 | " in text and "0-1 first task" in text and "2-9 later tasks" in text
     assert "forgetting per task (Chaudhry)" in text and "View: future → ignored" in text
     assert "cemnist-baselines leaderboard --results X" in text
+
+
+def test_readme_tables_are_spliced_between_the_markers_only():
+    rows = aggregate([_fake("naive", 0, 0.2), _fake("mib", 0, 0.8),
+                      _fake("mib", 0, 0.7, cfg=get_config("default", mode="disjoint"))])
+    text = f"# T\n\nabove\n{README_BEGIN}\nold table\n{README_END}\nbelow\n"
+    out = splice_readme(text, rows)
+    assert out.startswith("# T\n\nabove\n" + README_BEGIN) and out.endswith(README_END + "\nbelow\n")
+    assert "old table" not in out and "| mib | cpu | default | 1 | 0.803 | 0.800 |" in out
+    assert "### 2-2 overlap — protocol" in out and "### 2-2 disjoint — protocol" in out
+    assert "#### View: future → ignored (MiB convention)" in out
+    assert splice_readme(out, rows) == out                                          # idempotent
+    for bad, found in ((text.replace(README_END, ""), "found 1 and 0"), (text + README_BEGIN, "found 2 and 1"),
+                       (f"{README_END}\n{README_BEGIN}\n", "found 1 and 1")):
+        with pytest.raises(ValueError, match=found):
+            splice_readme(bad, rows)
 
 
 def test_speed_options_share_a_row_protocol_values_split_rows(tmp_path):
@@ -165,6 +181,10 @@ def test_cli_run_tiny_and_leaderboard(tmp_path, cemnist_cache, capsys):
     assert r["preset"] == "tiny" and r["config"]["max_train"] == 16
     assert main(["leaderboard", "--results", str(out), "--out", str(tmp_path / "lb")]) == 0
     assert "| naive | cpu | tiny | 1 |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\n{README_END}\nend\n")
+    assert main(["leaderboard", "--results", str(out), "--readme", str(readme)]) == 0
+    assert "| naive | cpu | tiny | 1 |" in readme.read_text() and readme.read_text().startswith("intro\n")
     # the runs used --epochs 1 etc.: they are not the tiny preset's protocol, so targets find no row
     assert main(["targets", "--results", str(out), "--preset", "tiny"]) == 1
     assert "no 'naive' run with this protocol" in capsys.readouterr().out

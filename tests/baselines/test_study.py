@@ -43,3 +43,28 @@ def test_study_cli_table_plot_and_budgets(tmp_path, cemnist_cache, capsys, monke
              out_dir=test_runs, preset="tiny", device="cpu", progress=False)
     assert study.main(["budgets", "--runs", str(test_runs)]) == 2       # the study never reads the test pool
     assert "reads validation runs only" in capsys.readouterr().err
+
+
+def _row(epochs, method, miou_bg, *, old=0.5, new=0.5, miou=None, task0=0.86, lr_next=None):
+    return {"epochs": epochs, "method": method, "seed": 0, "lr": 3e-3, "lr_next": lr_next, "task0_miou_bg": task0,
+            "miou_bg": miou_bg, "miou": miou_bg if miou is None else miou, "old": old, "new": new}
+
+
+def test_budget_verdicts_on_hand_built_rows():
+    rows = [_row(4, "naive", 0.20), _row(4, "kd", 0.25), _row(4, "mib", 0.65, old=0.40),   # mib.old 0.10 below
+            _row(8, "naive", 0.21), _row(8, "kd", 0.30), _row(8, "mib", 0.69, old=0.49),   # all within 0.02
+            _row(32, "naive", 0.22), _row(32, "kd", 0.31), _row(32, "mib", 0.70),
+            _row(8, "kd", 0.10, lr_next=3e-4)]                                             # other lr: left out
+    v = {x["epochs"]: x for x in study.budget_verdicts(rows)}
+    assert v[4]["worst"] == "mib.old" and abs(v[4]["worst_gap"] + 0.10) < 1e-9 and not v[4]["passes"]
+    assert v[8]["passes"] and abs(v[8]["worst_gap"] + 0.01) < 1e-9 and v[8]["ranking"] == ["naive", "kd", "mib"]
+    assert v[32]["passes"] and v[32]["worst_gap"] == 0.0
+    # a swapped ranking fails even with small gaps; so does a task-0 below the bar
+    swapped = [r | {"miou_bg": 0.305} if (r["epochs"], r["method"]) == (8, "naive") else r for r in rows]
+    assert not {x["epochs"]: x for x in study.budget_verdicts(swapped)}[8]["same_ranking"]
+    low = [r | {"task0_miou_bg": 0.80} if r["epochs"] == 8 else r for r in rows]
+    assert not {x["epochs"]: x for x in study.budget_verdicts(low)}[8]["passes"]
+    with pytest.raises(ValueError, match="2 or more budgets"):
+        study.budget_verdicts([r for r in rows if r["epochs"] == 8])
+    with pytest.raises(ValueError, match=r"tol must be in \(0, 1\), got 2"):
+        study.budget_verdicts(rows, tol=2)

@@ -13,7 +13,6 @@ anywhere, so there is no second, unchecked copy of the data. Verification record
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -45,7 +44,7 @@ from .registry import (
     shipped_manifest_for,
 )
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
-from .workdirs import CemnistPathError, check_folder_location, make_work_dir, remove_stale_work_dirs
+from .workdirs import CemnistPathError, check_folder_location, is_not_writable, make_work_dir, remove_stale_work_dirs
 
 if TYPE_CHECKING:
     import datasets
@@ -104,7 +103,7 @@ def _cache_lock(folder: Path) -> Iterator[bool]:
         lock = FileLock(str(folder) + ".lock")
         lock.acquire()
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if not is_not_writable(exc):
             raise
         yield False
         return

@@ -15,7 +15,6 @@ lock, so an interrupted build never leaves a folder that a later load would acce
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +42,7 @@ from .render import Rendered
 from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
 from .spec import MODES, SPLITS, CemnistSpec, config_name
 from .buildsize import MAX_BUILD_IMAGES, check_build_size
-from .workdirs import check_release_target, make_work_dir, remove_stale_work_dirs, remove_tree
+from .workdirs import check_release_target, is_not_writable, make_work_dir, remove_stale_work_dirs, remove_tree
 
 __all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT"]
 
@@ -306,7 +305,7 @@ def build_release(
         lock = FileLock(str(out) + ".lock")
         lock.acquire()
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if not is_not_writable(exc):
             raise
         raise PermissionError(
             f"cannot write the release {out}: {out.parent} is not writable ({exc.strerror}). "

@@ -138,6 +138,15 @@ class WorkDir:
         return cls(path, m.group("target"), m.group("kind"), m.group("host"), None if pid is None else int(pid))
 
 
+NOT_WRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def is_not_writable(exc: OSError) -> bool:
+    """True when ``exc`` says a place cannot be written (no permission, read-only file system); the one test
+    every "fall back or explain" branch of the package uses, so they all agree on what "read-only" means."""
+    return exc.errno in NOT_WRITABLE_ERRNOS
+
+
 def make_work_dir(target: Path, kind: WorkKind, *, create: bool = True) -> Path:
     """A new, empty work folder beside ``target`` whose name records this process as its owner.
 
@@ -151,7 +160,7 @@ def make_work_dir(target: Path, kind: WorkKind, *, create: bool = True) -> Path:
         try:
             path.mkdir()
         except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if not is_not_writable(exc):
                 raise
             raise PermissionError(
                 f"cannot write in {target.parent} ({exc.strerror}). "

@@ -167,3 +167,17 @@ def test_two_loads_into_one_empty_cache_build_once(tmp_path: Path) -> None:
     releases = tmp_path / "releases"
     assert sorted(p.name for p in releases.iterdir()) == ["1.0.0", "1.0.0.lock"]  # no partial folders left
     verify_release(releases / "1.0.0", configs=["joint"])
+
+
+@pytest.mark.parametrize("name, expected", [("EACCES", True), ("EPERM", True), ("EROFS", True),
+                                            ("ENOSPC", False), ("ENOENT", False), ("EIO", False)])
+def test_one_rule_says_what_read_only_means(name: str, expected: bool) -> None:
+    """Lock, build and work-folder code share one test for "cannot write here"; a full disk or a missing
+    folder is not "read-only" and must not be turned into a read-only fallback or message."""
+    import errno
+    import os
+
+    from cemnist_data.workdirs import is_not_writable
+
+    code = getattr(errno, name)
+    assert is_not_writable(OSError(code, os.strerror(code))) is expected

@@ -12,7 +12,7 @@ from typing import Any
 class Target:
     method: str
     metric: str      # a leaderboard column, e.g. "future_bg.miou_bg" or "future_bg.miou_bg_std"
-    op: str          # "min", "max" or "above:<method>"
+    op: str          # "min", "max", "above:<method>" (strictly) or "atleast:<method>"
     value: float
     tolerance: float
     note: str = ""
@@ -28,8 +28,8 @@ def load_targets(path: str | Path | None = None) -> list[Target]:
     out = []
     for row in csv.DictReader(text.splitlines()):
         op = row["op"]
-        if op not in ("min", "max") and not op.startswith("above:"):
-            raise ValueError(f"bad op {op!r} in targets row {row}")
+        if op not in ("min", "max") and not (op.startswith(("above:", "atleast:")) and op.split(":", 1)[1]):
+            raise ValueError(f"bad op {op!r} in targets row {row}: use min, max, above:<method> or atleast:<method>")
         out.append(Target(row["method"], row["metric"], op, float(row["value"]), float(row["tolerance"]), row.get("note") or ""))
     return out
 
@@ -74,9 +74,13 @@ def check_targets(rows: list[dict[str, Any]], targets: list[Target], *, protocol
             ok = v <= t.value + t.tolerance
             msg = f"{t.method}.{t.metric} = {v:.4f} (need <= {t.value})"
         else:
-            other = t.op.split(":", 1)[1]
+            kind, other = t.op.split(":", 1)
             ov = by_method.get(other, {}).get(t.metric)
-            ok = ov is not None and v > ov + t.value - t.tolerance
-            msg = f"{t.method}.{t.metric} = {v:.4f} (need > {other}'s {'—' if ov is None else f'{ov:.4f}'})"
+            if kind == "above":
+                ok = ov is not None and v > ov + t.value - t.tolerance
+            else:
+                ok = ov is not None and v >= ov + t.value - t.tolerance
+            sign = ">" if kind == "above" else ">="
+            msg = f"{t.method}.{t.metric} = {v:.4f} (need {sign} {other}'s {'—' if ov is None else f'{ov:.4f}'})"
         out.append((t, v, ok, msg))
     return out

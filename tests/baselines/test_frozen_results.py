@@ -42,6 +42,7 @@ def test_committed_targets_verdicts_are_reproducible():
     checks = check_targets(rows, load_targets(), protocol=get_config("default").protocol(), device="cpu")
     text = "".join(("PASS " if ok else "FAIL ") + msg + "\n" for _, _, ok, msg in checks)
     assert text == (V1 / "TARGETS.txt").read_text()
+    assert f"```\n{text}```\n" in (V1.parents[1] / "README.md").read_text(encoding="utf-8")   # README quotes it whole
 
 
 def test_published_tables_are_the_committed_runs():

@@ -245,6 +245,9 @@ def cmd_budgets(a: argparse.Namespace) -> int:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
         ax.set_xscale("log", base=2)
+        ticks = sorted({x["epochs"] for x in rows})
+        ax.set_xticks(ticks, [str(e) for e in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("epochs per task (OneCycle, batch 32)")
         ax.set_ylabel("final validation mIoU (bg)")
         ax.set_ylim(0, 1)

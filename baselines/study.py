@@ -115,7 +115,10 @@ def cmd_plot(a: argparse.Namespace) -> int:
               f"{c[-1]['step']} | {c[-1]['miou_bg']:.3f} | {max(p['miou_bg'] for p in c):.3f} |")
     fig = new_figure(9, 5.5)
     ax = fig.add_subplot(1, 1, 1)
-    for r in runs:
+    from matplotlib import colormaps
+
+    ax.set_prop_cycle(color=list(colormaps["tab20"].colors))   # more grid points than tab10 has colours
+    for r in sorted(runs, key=lambda r: r["name"]):
         c = r["curve"]
         style = "-" if r["config"]["schedule"] == "onecycle" else ("--" if r["config"]["schedule"] == "cosine" else ":")
         ax.plot([p["images"] / 1000 for p in c], [p["miou_bg"] for p in c], style, marker="o", ms=3, label=r["name"])

@@ -129,13 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             if not results:
                 raise ValueError(f"no valid result JSON in {' '.join(a.results)}"
                                  + (f" ({len(refused)} refused)" if refused else ""))
-            md, cs = write_board(results, Path(a.out or a.results[0]), command=command)
+            readme = Path(a.readme) if a.readme else None
+            md, cs = write_board(results, Path(a.out or a.results[0]), command=command, readme=readme)
             print(md.read_text())
-            if a.readme:
-                from .artifacts import atomic_write_text
-                from .leaderboard import aggregate, splice_readme
-                readme = Path(a.readme)
-                atomic_write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), aggregate(results)))
+            if readme is not None:
                 print(f"updated the leaderboard tables of {readme}")
             print(f"wrote {md}, {cs} and {md.parent / 'results.parquet'}"
                   + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))

@@ -201,12 +201,16 @@ def write_leaderboard(results_dir: str | Path, *, out_dir: str | Path | None = N
     return write_board(results, Path(out_dir) if out_dir is not None else Path(results_dir), command=command)
 
 
-def write_board(results: Sequence[Mapping[str, Any]], out: Path, *, command: str | None = None) -> tuple[Path, Path]:
-    """Write the board files of ``results`` into ``out``; returns (LEADERBOARD.md, leaderboard.csv)."""
+def write_board(results: Sequence[Mapping[str, Any]], out: Path, *, command: str | None = None,
+                readme: Path | None = None) -> tuple[Path, Path]:
+    """Write the board files of ``results`` into ``out`` (and the same tables into ``readme``'s leaderboard
+    markers, :func:`splice_readme`); returns (LEADERBOARD.md, leaderboard.csv)."""
     rows = aggregate(list(results))
     md, cs = out / "LEADERBOARD.md", out / "leaderboard.csv"
     atomic_write_text(md, to_markdown(rows, command=command))
     atomic_write_text(cs, to_csv(rows))
+    if readme is not None:
+        atomic_write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), rows))
     write_results_table(results, out)
     return md, cs
 

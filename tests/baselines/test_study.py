@@ -47,7 +47,8 @@ def test_study_cli_table_plot_and_budgets(tmp_path, cemnist_cache, capsys, monke
 
 def _row(epochs, method, miou_bg, *, old=0.5, new=0.5, miou=None, task0=0.86, lr_next=None):
     return {"epochs": epochs, "method": method, "seed": 0, "lr": 3e-3, "lr_next": lr_next, "task0_miou_bg": task0,
-            "miou_bg": miou_bg, "miou": miou_bg if miou is None else miou, "old": old, "new": new}
+            "miou_bg": miou_bg, "miou": miou_bg if miou is None else miou, "old": old, "new": new,
+            "forgetting_task": 0.0, "wall_s": 1.0}
 
 
 def test_budget_verdicts_on_hand_built_rows():
@@ -64,6 +65,19 @@ def test_budget_verdicts_on_hand_built_rows():
     assert not {x["epochs"]: x for x in study.budget_verdicts(swapped)}[8]["same_ranking"]
     low = [r | {"task0_miou_bg": 0.80} if r["epochs"] == 8 else r for r in rows]
     assert not {x["epochs"]: x for x in study.budget_verdicts(low)}[8]["passes"]
+    # the command prints the verdict table and the smallest passing budget below the longest
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
+        mp.setattr(study, "budget_table", lambda folders: rows)
+        assert study.main(["budgets", "--runs", "unused"]) == 0
+    printed = buf.getvalue()
+    assert "| 4 | 0.860 | -0.100 (mib.old) | naive < kd < mib | no |" in printed
+    (line8,) = [ln for ln in printed.splitlines() if ln.startswith("| 8 | 0.860 | -0.010 (")]
+    assert line8.endswith(" | naive < kd < mib | yes |")
+    assert printed.rstrip().endswith("smallest budget that meets the criterion: 8")
     with pytest.raises(ValueError, match="2 or more budgets"):
         study.budget_verdicts([r for r in rows if r["epochs"] == 8])
     with pytest.raises(ValueError, match=r"tol must be in \(0, 1\), got 2"):

@@ -193,10 +193,23 @@ def local_pod_loss(old: list[torch.Tensor], new: list[torch.Tensor], *, c_old: i
     (channel 0 <- z_0 + sum of new channels, then channels 1..C_old-1); both maps squared ("pow"); Local POD
     embeddings; per-image Frobenius norm of the difference, mean over images; times ``factor`` (features) or
     ``logits_factor`` (logits), times sqrt(n_classes / n_new) (the POD schedule); sum over pairs divided by
-    the number of pairs."""
+    the number of pairs (the per-pair terms: :func:`local_pod_terms`)."""
+    terms = local_pod_terms(old, new, c_old=c_old, n_classes=n_classes, n_new=n_new, factor=factor,
+                            logits_factor=logits_factor, scales=scales, schedule=schedule)
+    total = torch.zeros((), device=new[0].device, dtype=new[0].dtype)
+    for layer in terms:
+        total = total + layer
+    return total / len(old)
+
+
+def local_pod_terms(old: list[torch.Tensor], new: list[torch.Tensor], *, c_old: int, n_classes: int, n_new: int,
+                    factor: float = 0.01, logits_factor: float = 0.0005, scales: tuple[int, ...] = (1, 2, 4),
+                    schedule: bool = True) -> list[torch.Tensor]:
+    """The per-pair terms of :func:`local_pod_loss` (factor and schedule applied, not yet divided by the number
+    of pairs): which map the POD term holds fixed, and how hard."""
     if len(old) != len(new) or not old:
         raise ValueError(f"local_pod_loss needs equally many old and new maps, got {len(old)} and {len(new)}")
-    total = torch.zeros((), device=new[0].device, dtype=new[0].dtype)
+    terms: list[torch.Tensor] = []
     for i, (a, b) in enumerate(zip(old, new)):
         last = i == len(old) - 1
         if a.shape[1] != b.shape[1]:
@@ -209,8 +222,8 @@ def local_pod_loss(old: list[torch.Tensor], new: list[torch.Tensor], *, c_old: i
         layer = (logits_factor if last else factor) * layer
         if schedule:
             layer = layer * math.sqrt(n_classes / n_new)
-        total = total + layer
-    return total / len(old)
+        terms.append(layer)
+    return terms
 
 
 @dataclass
@@ -391,7 +404,11 @@ class PLOP(Method):
     Median: PLOP's loop adds the bin *index* to its running count (``running_sum += lower_border * nb_bins``)
     where a histogram median adds the bin's *count*; we take the histogram median (:func:`histogram_median`;
     both agree whenever the median lies in the first bin, the usual case for a confident old model).
-    The old model runs on every batch (its features cannot be cached)."""
+    The old model runs on every batch (its features cannot be cached).
+    Scale (measured, not adapted): SimpleSegNet has no normalisation layers, and dec2's pre-activation map has
+    an RMS of about 15 (the other maps 0.5-2); squared by "pow", it makes up most of the POD term, which with
+    the reference factors is then hundreds of times the CE of a model that learns the new digits
+    (``python -m cemnist_baselines.study pod-scale``; docs/PROTOCOL.md section 6)."""
 
     pod_factor: float = 0.01
     pod_logits_factor: float = 0.0005

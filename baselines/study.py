@@ -262,6 +262,71 @@ def cmd_budgets(a: argparse.Namespace) -> int:
     return 0
 
 
+def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Tensor, *, c_old: int,
+              pod_factor: float = 0.01, pod_logits_factor: float = 0.0005) -> dict[str, Any]:
+    """How PLOP's POD term (reference factors) weighs against cross-entropy between two models on images ``x``
+    (float [B, 1, H, W]) with current targets ``y`` (channels, 255 = ignore). Returns per distilled map
+    (``<block>.pre`` and ``logits``) its contribution to the POD loss (the terms sum to it) and the maps' RMS in
+    the old and the new model, the POD loss and the new model's plain CE on ``y``."""
+    from .methods import SEGNET_BLOCKS, local_pod_terms, segnet_forward
+
+    with torch.no_grad():
+        t, of = segnet_forward(old, x)
+        z, nf = segnet_forward(new, x)
+        names = [b + ".pre" for b in SEGNET_BLOCKS]
+        n = new.num_classes
+        terms = local_pod_terms([of[k] for k in names] + [t], [nf[k] for k in names] + [z], c_old=c_old,
+                                n_classes=n, n_new=n - c_old, factor=pod_factor, logits_factor=pod_logits_factor)
+        maps = {k: (of[k], nf[k]) for k in names} | {"logits": (t, z)}
+        layers = {k: {"pod": float(term) / len(terms), "rms_old": float(a.pow(2).mean().sqrt()),
+                      "rms_new": float(b.pow(2).mean().sqrt())} for (k, (a, b)), term in zip(maps.items(), terms)}
+        ce = float(torch.nn.functional.cross_entropy(z.float(), y, ignore_index=255))
+    return {"layers": layers, "pod": sum(v["pod"] for v in layers.values()), "ce": ce}
+
+
+def cmd_pod_scale(a: argparse.Namespace) -> int:
+    from .artifacts import load_checkpoint
+
+    root = Path(a.checkpoints)
+    if a.task < 1:
+        raise ValueError(f"--task must be >= 1 (POD compares a task's model with the previous one), got {a.task}")
+    tasks = resolve_tasks(a.setting, None, dataset_info(cache_dir=a.cache_dir))
+    if a.task >= len(tasks):
+        raise ValueError(f"--task must be in 1..{len(tasks) - 1} for setting {a.setting}, got {a.task}")
+    imgs, masks = load_task_data(task=a.task, split="train", mode=a.mode, limit=a.n, cache_dir=a.cache_dir)
+    lut, _ = label_maps(tasks, a.task, torch.device("cpu"))
+    x, y = imgs.float().div(255)[:, None], lut[masks.long()]
+    ref = METHODS["plop"]
+
+    def model_at(run: Path, step: int) -> SimpleSegNet:
+        f = run / f"step{step}.safetensors"
+        if not f.is_file():
+            raise ValueError(f"{f} does not exist: run `cemnist-baselines run --method {run.name.split('-')[0]} "
+                             f"--seeds {a.seed} --mode {a.mode} --out <results>` first (checkpoints are kept there)")
+        w, _, _, _ = load_checkpoint(f)
+        m = SimpleSegNet(w["head.weight"].shape[0], width=w["head.weight"].shape[1])
+        m.load_state_dict(w)
+        return m.eval()
+
+    rows = []
+    for meth in a.methods:
+        run = root / f"{meth}-{a.setting}-{a.mode}-seed{a.seed}"
+        old, new = model_at(run, a.task - 1), model_at(run, a.task)
+        rows.append((meth, pod_scale(old, new, x, y, c_old=old.num_classes, pod_factor=ref.pod_factor,
+                                     pod_logits_factor=ref.pod_logits_factor)))
+    names = list(rows[0][1]["layers"])
+    print(f"PLOP's POD term (pod_factor {ref.pod_factor:g}, logits {ref.pod_logits_factor:g}, schedule on) between "
+          f"each run's models before and after task {a.task} ({a.setting} {a.mode}, seed {a.seed}, first {x.shape[0]} "
+          f"training images of the task); per map its share of the POD loss, RMS old → new.\n")
+    print("| run | " + " | ".join(names) + " | POD loss | CE on the task's masks |")
+    print("|---|" + "---|" * (len(names) + 2))
+    for meth, r in rows:
+        cells = [f"{r['layers'][k]['pod']:.3g} ({r['layers'][k]['rms_old']:.2f} → {r['layers'][k]['rms_new']:.2f})"
+                 for k in names]
+        print(f"| {meth} | " + " | ".join(cells) + f" | {r['pod']:.3g} | {r['ce']:.3f} |")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cemnist_baselines.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,9 +349,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--out", default=None, help="PNG of final validation mIoU(bg) vs epochs per task")
     b.add_argument("--tol", type=float, default=0.02, help="largest allowed gap to the longest budget")
     b.add_argument("--task0-bar", type=float, default=0.85, help="task-0 validation mIoU(bg) a budget must reach")
+    ps = sub.add_parser("pod-scale", help="PLOP's POD term per distilled map vs CE, from a results folder's checkpoints")
+    ps.add_argument("--checkpoints", required=True, help="a results folder's checkpoints/ (e.g. results/v1/checkpoints)")
+    ps.add_argument("--methods", nargs="+", default=["naive", "plop"], help="runs to read (their own old model)")
+    ps.add_argument("--mode", choices=["overlap", "disjoint"], default="overlap")
+    ps.add_argument("--setting", default="2-2")
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--task", type=int, default=1)
+    ps.add_argument("--n", type=int, default=256, help="first N training images of the task")
+    ps.add_argument("--cache-dir", default=None)
     a = p.parse_args(argv)
     try:
-        return {"task0": cmd_task0, "plot": cmd_plot, "table": cmd_table, "budgets": cmd_budgets}[a.cmd](a)
+        return {"task0": cmd_task0, "plot": cmd_plot, "table": cmd_table, "budgets": cmd_budgets,
+                "pod-scale": cmd_pod_scale}[a.cmd](a)
     except ValueError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from cemnist_baselines.methods import (IGNORE, METHODS, SEGNET_BLOCKS, Method, Replay, TaskContext,
                                        feature_distillation_loss, histogram_median, kd_loss, local_pod_embedding,
-                                       local_pod_embedding_fast, local_pod_loss, memory_quotas, overrides,
+                                       local_pod_embedding_fast, local_pod_loss, local_pod_terms, memory_quotas, overrides,
                                        plop_entropy, plop_pseudo_ce, plop_thresholds, pseudo_label_targets,
                                        segnet_forward)
 from cemnist_baselines.model import SimpleSegNet
@@ -241,6 +241,12 @@ def test_local_pod_loss_hand_checked_and_vs_transcription():
     new = [_rand(2, 4, s, s, seed=s + 100) for s in (60, 30, 15, 30, 60)] + [_rand(2, 5, 60, 60, seed=2)]
     ref = _pod_ref(old, new, 3, 5, 2)
     assert local_pod_loss(old, new, c_old=3, n_classes=5, n_new=2).item() == pytest.approx(ref.item(), rel=1e-10)
+    # the per-pair terms: features weighted by 0.01, the logits (last pair) by 0.0005; their mean is the loss
+    terms = local_pod_terms(old, new, c_old=3, n_classes=5, n_new=2)
+    assert len(terms) == 6 and torch.equal(sum(terms, torch.zeros((), dtype=D)) / 6,
+                                           local_pod_loss(old, new, c_old=3, n_classes=5, n_new=2))
+    one = local_pod_terms([a, a], [torch.zeros_like(a), torch.zeros_like(a)], c_old=1, n_classes=4, n_new=1, scales=(1,))
+    assert [x.item() for x in one] == pytest.approx([0.01 * 2 * 2, 0.0005 * 2 * 2])
 
 
 def test_plop_method_constants_and_flags():

@@ -114,6 +114,11 @@ def protocol_id(r: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
+def mode_sort_key(mode: str) -> tuple[int, str]:
+    """Overlap (the headline setting of the board) before disjoint, then any other mode by name."""
+    return ({"overlap": 0, "disjoint": 1}.get(mode, 2), mode)
+
+
 def group_runs(results: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """Runs grouped by :func:`protocol_key` (each group sorted by seed); duplicate seeds are a ValueError."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -127,8 +132,8 @@ def group_runs(results: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, A
             files = [r.get("_path", "?") for r in runs]
             raise ValueError(f"duplicate seeds {seeds} for method {runs[0]['method']!r} with one protocol: {files}")
         out.append(runs)
-    out.sort(key=lambda g: (g[0]["setting"], g[0]["mode"], protocol_id(g[0]), str(g[0]["env"].get("device")),
-                            method_sort_key(g[0]["method"])))
+    out.sort(key=lambda g: (g[0]["setting"], mode_sort_key(g[0]["mode"]), protocol_id(g[0]),
+                            str(g[0]["env"].get("device")), method_sort_key(g[0]["method"])))
     return out
 
 

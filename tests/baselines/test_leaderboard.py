@@ -85,6 +85,21 @@ def test_aggregation_csv_and_markdown(tmp_path):
     assert "cemnist-baselines leaderboard --results X" in text
 
 
+def test_overlap_sections_come_first_and_the_seed_reference_is_for_overlap_only(tmp_path):
+    dis = get_config("default", mode="disjoint")
+    res = [_fake("naive", 0, 0.2, cfg=dis), _fake("kd", 0, 0.3, cfg=dis), _fake("kd", 0, 0.3), _fake("naive", 0, 0.2)]
+    rows = aggregate(res)
+    assert [(r["mode"], r["method"]) for r in rows] == [("overlap", "naive"), ("overlap", "kd"),
+                                                        ("disjoint", "naive"), ("disjoint", "kd")]
+    assert rows[1]["seed_reference_final_miou_bg"] == "0.672 (λ=10)" and rows[3]["seed_reference_final_miou_bg"] == ""
+    _write(tmp_path, res, other=False)
+    md, _ = write_leaderboard(tmp_path, command="x")
+    text = md.read_text()
+    assert text.index("## 2-2 overlap") < text.index("## 2-2 disjoint")
+    dis_part = text[text.index("## 2-2 disjoint"):]
+    assert "| kd | cpu | default | 1 | " in dis_part and "0.672" not in dis_part and "0.672 (λ=10)" in text
+
+
 def test_readme_tables_are_spliced_between_the_markers_only():
     rows = aggregate([_fake("naive", 0, 0.2), _fake("mib", 0, 0.8),
                       _fake("mib", 0, 0.7, cfg=get_config("default", mode="disjoint"))])

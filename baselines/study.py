@@ -4,8 +4,9 @@
 2-2 overlap setting once per grid point (schedule, peak lr, batch, epochs) and records the validation-pool
 mIoU (bg, future → background view) after every epoch; one JSON per point (resumable: existing points are
 skipped). ``... plot`` draws the curves. Whole 5-task runs use ``cemnist-baselines run --eval-split
-validation``; ``... budgets --runs DIR...`` tabulates and plots them.
-Validation only: the study never looks at the test pool.
+validation``; ``... budgets --runs DIR...`` tabulates and plots them. ``... pod-scale --checkpoints DIR``
+weighs PLOP's POD term per distilled map against CE between a run's models before and after a task.
+Validation only for choices: the study never tunes on the test pool.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@
 mIoU (bg, future → background view) after every epoch; one JSON per point (resumable: existing points are
 skipped). ``... plot`` draws the curves. Whole 5-task runs use ``cemnist-baselines run --eval-split
 validation``; ``... budgets --runs DIR...`` tabulates and plots them. ``... pod-scale --checkpoints DIR``
-weighs PLOP's POD term per distilled map against CE between a run's models before and after a task.
+weighs PLOP's POD term per distilled map against CE between a run's models before and after a task;
+``... where`` shows where the pixels of some digits go after a task (from the stored confusions).
 Validation only for choices: the study never tunes on the test pool.
 """
 from __future__ import annotations
@@ -328,6 +329,39 @@ def cmd_pod_scale(a: argparse.Namespace) -> int:
     return 0
 
 
+def prediction_shares(conf: torch.Tensor, digits: Sequence[int]) -> torch.Tensor:
+    """Where the pixels of ``digits`` go: shares [11] over predicted labels (0 = background, d + 1 = digit d)
+    of a label-space confusion [11, 11] (true × predicted), summed over those digits' rows."""
+    if conf.shape != (11, 11):
+        raise ValueError(f"expected an 11x11 label-space confusion, got {tuple(conf.shape)}")
+    bad = [d for d in digits if not 0 <= d <= 9]
+    if bad or not digits:
+        raise ValueError(f"digits must be a non-empty list of 0..9, got {list(digits)}")
+    rows = conf[[d + 1 for d in digits]].to(torch.float64).sum(dim=0)
+    if rows.sum() <= 0:
+        raise ValueError(f"no pixels of digits {list(digits)} in the confusion")
+    return rows / rows.sum()
+
+
+def cmd_where(a: argparse.Namespace) -> int:
+    from .results import load_results
+
+    runs = sorted((r for r in load_results(a.results) if r["method"] == a.method and r["mode"] == a.mode
+                   and r["setting"] == a.setting), key=lambda r: int(r["seed"]))
+    if not runs:
+        raise ValueError(f"no {a.method} {a.setting} {a.mode} runs in {a.results}")
+    print(f"Where the test-pool pixels of digits {' '.join(map(str, a.digits))} go after task {a.step} "
+          f"({a.method}, {a.setting} {a.mode}; shares of the predicted labels, from each run's stored confusion)\n")
+    print("| seed | bg | " + " | ".join(str(d) for d in range(10)) + " |")
+    print("|---|" + "---|" * 11)
+    for r in runs:
+        if a.step >= len(r["steps"]):
+            raise ValueError(f"{r.get('_path', r['method'])}: no step {a.step} (it has {len(r['steps'])})")
+        sh = prediction_shares(torch.tensor(r["steps"][a.step]["confusion"]), a.digits)
+        print(f"| {r['seed']} | " + " | ".join(f"{float(v):.3f}" for v in sh) + " |")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cemnist_baselines.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -359,10 +393,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ps.add_argument("--task", type=int, default=1)
     ps.add_argument("--n", type=int, default=256, help="first N training images of the task")
     ps.add_argument("--cache-dir", default=None)
+    w = sub.add_parser("where", help="where the pixels of some digits go after a task (from stored confusions)")
+    w.add_argument("--results", required=True)
+    w.add_argument("--method", required=True)
+    w.add_argument("--mode", choices=["overlap", "disjoint"], default="overlap")
+    w.add_argument("--setting", default="2-2")
+    w.add_argument("--step", type=int, default=0)
+    w.add_argument("--digits", type=int, nargs="+", required=True)
     a = p.parse_args(argv)
     try:
         return {"task0": cmd_task0, "plot": cmd_plot, "table": cmd_table, "budgets": cmd_budgets,
-                "pod-scale": cmd_pod_scale}[a.cmd](a)
+                "pod-scale": cmd_pod_scale, "where": cmd_where}[a.cmd](a)
     except ValueError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return 2

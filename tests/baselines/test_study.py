@@ -125,3 +125,32 @@ def test_pod_scale_cli_reads_a_results_folders_checkpoints(tiny_runs, capsys):
     assert "run `cemnist-baselines run --method plop" in capsys.readouterr().err
     assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--task", "0"]) == 2
     assert "--task must be >= 1" in capsys.readouterr().err
+
+
+def test_prediction_shares_on_a_hand_built_confusion():
+    import torch
+
+    conf = torch.zeros(11, 11, dtype=torch.int64)
+    conf[3, 0], conf[3, 1], conf[3, 3] = 2, 6, 2      # digit 2: 2 px -> bg, 6 -> digit 0, 2 -> itself
+    conf[4, 2] = 10                                     # digit 3: all 10 -> digit 1
+    sh = study.prediction_shares(conf, [2, 3])
+    assert sh.tolist() == pytest.approx([0.1, 0.3, 0.5, 0.1, 0, 0, 0, 0, 0, 0, 0])
+    assert study.prediction_shares(conf, [3])[2] == 1.0
+    for bad, msg in (([10], "0..9"), ([], "non-empty"), ([5], "no pixels")):
+        with pytest.raises(ValueError, match=msg):
+            study.prediction_shares(conf, bad)
+
+
+def test_where_cli_on_the_committed_board(capsys):
+    from pathlib import Path
+
+    board = Path(__file__).resolve().parents[2] / "results" / "v1"
+    assert study.main(["where", "--results", str(board), "--method", "naive", "--mode", "disjoint", "--step", "0",
+                       "--digits", "2", "3", "4", "5", "6", "7", "8", "9"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert [r.split(" | ")[0] for r in rows] == ["| 0", "| 1", "| 2"]
+    for r in rows:  # the disjoint task-0 model calls most unseen digits 0 or 1 (it never saw them as background)
+        cells = [float(c) for c in r.strip("| ").split(" | ")[1:]]
+        assert sum(cells) == pytest.approx(1, abs=2e-3) and cells[1] + cells[2] > 0.8 and cells[0] < 0.15
+    assert study.main(["where", "--results", str(board), "--method", "nope", "--digits", "1"]) == 2
+    assert "no nope 2-2 overlap runs" in capsys.readouterr().err

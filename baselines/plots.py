@@ -15,11 +15,19 @@ _METHOD_COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E
 _METRIC_NAMES = {"miou_bg": "mIoU incl. background", "miou": "mIoU over digits"}
 
 
+# the built-in incremental methods keep one colour in every picture (overlap and disjoint show different subsets)
+_BUILTIN_ORDER = ("naive", "kd", "ilt", "pl", "mib", "plop", "replay")
+
+
 def method_style(method: str, index: int) -> dict[str, Any]:
-    """Line style for a method: fixed colours by position, dashed black for ``joint``/``offline``."""
+    """Line style for a method: a fixed colour per built-in method, the remaining colours by position
+    ``index`` for any other (plug-in) method, dashed black for ``joint``/``offline``."""
     if method in ("joint", "offline"):
         return {"color": "#000000", "linestyle": "--", "marker": "s"}
-    return {"color": _METHOD_COLORS[index % len(_METHOD_COLORS)], "linestyle": "-", "marker": "o"}
+    if method in _BUILTIN_ORDER:
+        return {"color": _METHOD_COLORS[_BUILTIN_ORDER.index(method)], "linestyle": "-", "marker": "o"}
+    return {"color": _METHOD_COLORS[(len(_BUILTIN_ORDER) + index) % len(_METHOD_COLORS)], "linestyle": "-",
+            "marker": "o"}
 
 
 def task_tick_labels(tasks: Sequence[Sequence[int]]) -> list[str]:

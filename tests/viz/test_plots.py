@@ -84,3 +84,13 @@ def test_leaderboard_rows(results_dir):
     assert mean_std([0.5]) == (0.5, None)
     assert format_pm(0.8531, 0.0123) == "85.3 ± 1.2"
     assert format_pm(float("nan"), 0.0) == "–"
+
+
+def test_builtin_methods_keep_their_colour_in_every_picture():
+    from cemnist_baselines.plots import method_style
+
+    assert method_style("mib", 4) == method_style("mib", 3)  # overlap and disjoint list different subsets
+    builtin = {m: method_style(m, 0)["color"] for m in ("naive", "kd", "ilt", "pl", "mib", "plop", "replay")}
+    assert len(set(builtin.values())) == 7
+    mine = method_style("my_package:Mine", 0)["color"]
+    assert mine not in builtin.values() and method_style("joint", 5)["linestyle"] == "--"

@@ -407,7 +407,7 @@ class PLOP(Method):
     The old model runs on every batch (its features cannot be cached).
     Scale (measured, not adapted): SimpleSegNet has no normalisation layers, and dec2's pre-activation map has
     an RMS of about 15 (the other maps 0.5-2); squared by "pow", it makes up most of the POD term, which with
-    the reference factors is then hundreds of times the CE of a model that learns the new digits
+    the reference factors is then thousands of times the CE of a model that learns the new digits
     (``python -m cemnist_baselines.study pod-scale``; docs/PROTOCOL.md section 6)."""
 
     pod_factor: float = 0.01

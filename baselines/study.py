@@ -265,8 +265,8 @@ def cmd_budgets(a: argparse.Namespace) -> int:
 
 
 def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Tensor, *, c_old: int,
-              pod_factor: float = 0.01, pod_logits_factor: float = 0.0005) -> dict[str, Any]:
-    """How PLOP's POD term (reference factors) weighs against cross-entropy between two models on images ``x``
+              pod_factor: float, pod_logits_factor: float) -> dict[str, Any]:
+    """How PLOP's POD term (with the given factors; the method's are ``METHODS["plop"]``) weighs against cross-entropy between two models on images ``x``
     (float [B, 1, H, W]) with current targets ``y`` (channels, 255 = ignore). Returns per distilled map
     (``<block>.pre`` and ``logits``) its contribution to the POD loss (the terms sum to it) and the maps' RMS in
     the old and the new model, the POD loss and the new model's plain CE on ``y``."""
@@ -346,6 +346,8 @@ def prediction_shares(conf: torch.Tensor, digits: Sequence[int]) -> torch.Tensor
 def cmd_where(a: argparse.Namespace) -> int:
     from .results import load_results
 
+    if a.step < 0:
+        raise ValueError(f"--step must be >= 0, got {a.step}")
     runs = sorted((r for r in load_results(a.results) if r["method"] == a.method and r["mode"] == a.mode
                    and r["setting"] == a.setting), key=lambda r: int(r["seed"]))
     if not runs:

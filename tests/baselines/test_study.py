@@ -95,7 +95,8 @@ def test_pod_scale_terms_sum_to_the_loss_and_grow_with_the_square_of_a_map(cemni
     new = SimpleSegNet(5, width=4, generator=torch.Generator().manual_seed(2)).eval()
     x = torch.rand(2, 1, 60, 60, generator=g)
     y = torch.randint(0, 5, (2, 60, 60), generator=g)
-    r = study.pod_scale(old, new, x, y, c_old=3)
+    f = dict(pod_factor=METHODS["plop"].pod_factor, pod_logits_factor=METHODS["plop"].pod_logits_factor)
+    r = study.pod_scale(old, new, x, y, c_old=3, **f)
     assert list(r["layers"]) == ["enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2.pre", "logits"]
     with torch.no_grad():
         t, of = segnet_forward(old, x)
@@ -109,7 +110,7 @@ def test_pod_scale_terms_sum_to_the_loss_and_grow_with_the_square_of_a_map(cemni
         with torch.no_grad():
             m.dec2[-1].weight.mul_(3)
             m.dec2[-1].bias.mul_(3)
-    r3 = study.pod_scale(old, new, x, y, c_old=3)
+    r3 = study.pod_scale(old, new, x, y, c_old=3, **f)
     assert r3["layers"]["dec2.pre"]["pod"] == pytest.approx(9 * r["layers"]["dec2.pre"]["pod"], rel=1e-4)
     assert r3["layers"]["enc1.pre"]["pod"] == pytest.approx(r["layers"]["enc1.pre"]["pod"], rel=1e-6)
     assert r3["layers"]["dec2.pre"]["rms_new"] == pytest.approx(3 * r["layers"]["dec2.pre"]["rms_new"], rel=1e-5)
@@ -154,3 +155,5 @@ def test_where_cli_on_the_committed_board(capsys):
         assert sum(cells) == pytest.approx(1, abs=2e-3) and cells[1] + cells[2] > 0.8 and cells[0] < 0.15
     assert study.main(["where", "--results", str(board), "--method", "nope", "--digits", "1"]) == 2
     assert "no nope 2-2 overlap runs" in capsys.readouterr().err
+    assert study.main(["where", "--results", str(board), "--method", "naive", "--step", "-1", "--digits", "1"]) == 2
+    assert "--step must be >= 0, got -1" in capsys.readouterr().err

@@ -170,6 +170,7 @@ def budget_table(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
             fin = r["final"]["future_bg"]
             rows.append({"folder": str(f), "method": r["method"], "seed": r["seed"], "epochs": r["config"]["epochs"],
                          "lr": r["config"]["lr"], "lr_next": r["config"].get("lr_next"),
+                         "schedule": r["config"]["schedule"], "batch_size": r["config"]["batch_size"],
                          "task0_miou_bg": fin["task0_miou_bg"], "miou_bg": fin["miou_bg"], "miou": fin["miou"],
                          "old": fin["old"], "new": fin["new"], "forgetting_task": fin["forgetting_task"],
                          "wall_s": sum(r["wall_time_per_task_s"])})
@@ -178,6 +179,14 @@ def budget_table(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 
 CRITERION_METRICS = ("miou_bg", "miou", "old", "new")
+
+
+def budget_axis_note(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What the budgets plot's runs share besides the epochs, e.g. ``"onecycle, batch 32"``; a value that differs
+    between runs is listed with all its values (``"batch 32/72"``)."""
+    def vals(key: str) -> str:
+        return "/".join(str(v) for v in sorted({r[key] for r in rows}, key=str))
+    return f"{vals('schedule')}, batch {vals('batch_size')}"
 
 
 def budget_verdicts(rows: Sequence[Mapping[str, Any]], *, tol: float = 0.02, task0_bar: float = 0.85
@@ -253,7 +262,7 @@ def cmd_budgets(a: argparse.Namespace) -> int:
         ticks = sorted({x["epochs"] for x in rows})
         ax.set_xticks(ticks, [str(e) for e in ticks])
         ax.minorticks_off()
-        ax.set_xlabel("epochs per task (OneCycle, batch 32)")
+        ax.set_xlabel(f"epochs per task ({budget_axis_note(rows)})")
         ax.set_ylabel("final validation mIoU (bg)")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)

@@ -157,3 +157,10 @@ def test_where_cli_on_the_committed_board(capsys):
     assert "no nope 2-2 overlap runs" in capsys.readouterr().err
     assert study.main(["where", "--results", str(board), "--method", "naive", "--step", "-1", "--digits", "1"]) == 2
     assert "--step must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_budget_axis_note_names_what_the_runs_share():
+    rows = [{"schedule": "onecycle", "batch_size": 32}, {"schedule": "onecycle", "batch_size": 32}]
+    assert study.budget_axis_note(rows) == "onecycle, batch 32"
+    rows.append({"schedule": "constant", "batch_size": 72})
+    assert study.budget_axis_note(rows) == "constant/onecycle, batch 32/72"

@@ -84,3 +84,26 @@ def check_targets(rows: list[dict[str, Any]], targets: list[Target], *, protocol
             msg = f"{t.method}.{t.metric} = {v:.4f} (need {sign} {other}'s {'—' if ov is None else f'{ov:.4f}'})"
         out.append((t, v, ok, msg))
     return out
+
+
+def compare_boards(reference: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]], *,
+                   metrics: tuple[str, ...] = ("future_bg.miou_bg", "future_bg.first"), k: float = 3.0,
+                   floor: float = 0.03) -> list[str]:
+    """Where ``other``'s rows (``{method: leaderboard row}``, e.g. a re-run on another device) leave the reference
+    board: a metric's mean farther than ``max(k * reference seed std, floor)`` from the reference mean, or a method
+    missing on either side. Returns one message per difference (empty: the boards agree)."""
+    if k < 0 or not 0 <= floor < 1:
+        raise ValueError(f"k must be >= 0 and floor in [0, 1), got k={k!r}, floor={floor!r}")
+    out = [f"{m}: only on the {'reference' if m in reference else 'other'} board"
+           for m in sorted(set(reference) ^ set(other))]
+    for m in sorted(set(reference) & set(other)):
+        for key in metrics:
+            ref, val = reference[m].get(key), other[m].get(key)
+            if ref is None or val is None:
+                if (ref is None) != (val is None):
+                    out.append(f"{m} {key}: defined on one board only (reference {ref}, other {val})")
+                continue
+            tol = max(k * (reference[m].get(f"{key}_std") or 0.0), floor)
+            if abs(val - ref) > tol:
+                out.append(f"{m} {key}: {val:.4f} against the reference {ref:.4f} (tolerance {tol:.3f})")
+    return out

@@ -74,3 +74,27 @@ def test_default_naive_seed0_reproduces_the_committed_result(tmp_path, cemnist_c
     assert res["dataset"] == ref["dataset"]
     assert res["steps"] == ref["steps"]
     assert res["R"] == ref["R"] and res["final"] == ref["final"]
+
+
+def test_compare_boards_accepts_the_board_and_flags_a_moved_or_missing_row():
+    from cemnist_baselines.targets import compare_boards
+
+    protocol = get_config("default").protocol()
+    cpu = {r["method"]: r for r in aggregate(load_results(V1)) if r["protocol"] == protocol}
+    assert compare_boards(cpu, cpu) == []
+    # mib's seed std on mIoU(bg) is 0.0334: 0.09 away is inside 3 std, 0.11 is not; naive (std 0.0025) gets the
+    # 0.03 floor
+    moved = {m: dict(r) for m, r in cpu.items()}
+    moved["mib"]["future_bg.miou_bg"] += 0.09
+    assert compare_boards(cpu, moved) == []
+    moved["mib"]["future_bg.miou_bg"] += 0.02
+    moved["naive"]["future_bg.first"] += 0.031
+    del moved["plop"]
+    assert compare_boards(cpu, moved) == [
+        "plop: only on the reference board",
+        f"mib future_bg.miou_bg: {cpu['mib']['future_bg.miou_bg'] + 0.11:.4f} against the reference "
+        f"{cpu['mib']['future_bg.miou_bg']:.4f} (tolerance 0.100)",
+        "naive future_bg.first: 0.0310 against the reference 0.0000 (tolerance 0.030)",
+    ]
+    with pytest.raises(ValueError, match="floor in"):
+        compare_boards(cpu, cpu, floor=1.0)

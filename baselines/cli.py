@@ -7,6 +7,7 @@
   cemnist-baselines leaderboard --results DIR [DIR ...] [--out DIR] [--readme README.md]   # validated runs only
   cemnist-baselines validate RESULT.json [...]  # schema, dataset hashes, protocol, confusions, metrics
   cemnist-baselines targets --results DIR [--preset default] [--mode overlap] [--device cpu]
+  cemnist-baselines compare --reference results/v1 --results DIR [--mode overlap]   # a re-run vs the board
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
   cemnist-baselines report DIR [--out DIR]     # plots, GIFs and one HTML page (needs cemnist[viz])
 
@@ -79,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--setting", default="2-2")
     tg.add_argument("--mode", default="overlap", choices=["overlap", "disjoint"])
     tg.add_argument("--device", default=None, help="only rows of this device type (cpu, cuda)")
+    cp = sub.add_parser("compare", help="a re-run (another device, another machine) against a reference board")
+    cp.add_argument("--reference", required=True, help="folder of the reference board's result JSONs (results/v1)")
+    cp.add_argument("--results", required=True, help="folder of the re-run's result JSONs")
+    cp.add_argument("--preset", default="default", choices=sorted(PRESETS), help="the protocol to compare")
+    cp.add_argument("--setting", default="2-2")
+    cp.add_argument("--mode", default="overlap", choices=["overlap", "disjoint"])
+    cp.add_argument("--reference-device", default=None, help="only reference rows of this device type")
+    cp.add_argument("--metrics", nargs="+", default=["future_bg.miou_bg", "future_bg.first"],
+                    help="leaderboard columns to compare")
+    cp.add_argument("--k", type=float, default=3.0, help="tolerance: k x the reference seed std ...")
+    cp.add_argument("--floor", type=float, default=0.03, help="... but at least this")
     pg = sub.add_parser("progress", help="per-task metrics of (unfinished) runs, read from their checkpoints")
     pg.add_argument("--results", required=True, help="folder of a run group")
     rp = sub.add_parser("report", help="plots, GIF animations and one self-contained HTML page (needs cemnist[viz])")
@@ -165,6 +177,37 @@ def main(argv: list[str] | None = None) -> int:
             for _, _, ok, msg in checks:
                 print(("PASS " if ok else "FAIL ") + msg)
             return 0 if all(ok for _, _, ok, _ in checks) else 1
+        elif a.cmd == "compare":
+            from .leaderboard import aggregate
+            from .results import load_results
+            from .targets import compare_boards, select_rows
+            protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
+            boards = []
+            for folder, device in ((a.reference, a.reference_device), (a.results, None)):
+                results = load_results(folder)
+                if not results:
+                    raise ValueError(f"no result JSON in {folder}")
+                rows = select_rows(aggregate(results), protocol=protocol, device=device)
+                if not rows:
+                    raise ValueError(f"{folder}: no run with the {a.preset} protocol on {a.setting} {a.mode}")
+                boards.append(rows)
+            ref, other = boards
+            missing = sorted(set(ref) - set(other))
+            if missing:
+                print(f"not in the re-run (not compared): {', '.join(missing)}")
+            extra = sorted(set(other) - set(ref))
+            if extra:
+                print(f"not on the reference board (not compared): {', '.join(extra)}")
+            ref = {m: r for m, r in ref.items() if m in other}
+            other = {m: r for m, r in other.items() if m in ref}
+            if not ref:
+                raise ValueError("the re-run and the reference board have no method in common")
+            diffs = compare_boards(ref, other, metrics=tuple(a.metrics), k=a.k, floor=a.floor)
+            for d in diffs:
+                print("DIFF " + d)
+            print(f"{len(other)} method(s) x {len(a.metrics)} metric(s) compared: "
+                  f"{len(diffs)} difference(s) beyond max({a.k:g} x reference seed std, {a.floor:g})")
+            return 1 if diffs else 0
         elif a.cmd == "report":
             from .report import render_report
             out = Path(a.out) if a.out else Path(a.results) / "report"

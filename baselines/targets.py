@@ -98,7 +98,9 @@ def compare_boards(reference: dict[str, dict[str, Any]], other: dict[str, dict[s
            for m in sorted(set(reference) ^ set(other))]
     for m in sorted(set(reference) & set(other)):
         for key in metrics:
-            ref, val = reference[m].get(key), other[m].get(key)
+            if key not in reference[m] or key not in other[m]:
+                raise ValueError(f"{key!r} is not a leaderboard column (e.g. future_bg.miou_bg, future_bg.first)")
+            ref, val = reference[m][key], other[m][key]
             if ref is None or val is None:
                 if (ref is None) != (val is None):
                     out.append(f"{m} {key}: defined on one board only (reference {ref}, other {val})")

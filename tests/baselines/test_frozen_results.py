@@ -98,3 +98,31 @@ def test_compare_boards_accepts_the_board_and_flags_a_moved_or_missing_row():
     ]
     with pytest.raises(ValueError, match="floor in"):
         compare_boards(cpu, cpu, floor=1.0)
+
+
+def test_compare_cli_reports_a_rerun_against_the_board(tmp_path, capsys):
+    import shutil
+
+    from cemnist_baselines.cli import main
+
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    for f in sorted(V1.glob("naive-2-2-overlap-seed*.json")) + sorted(V1.glob("mib-2-2-overlap-seed*.json")):
+        shutil.copy(f, rerun / f.name)
+    assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--reference-device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "not in the re-run (not compared): ilt, joint, kd, pl, plop, replay" in out
+    assert out.rstrip().endswith("2 method(s) x 2 metric(s) compared: 0 difference(s) beyond max(3 x reference "
+                                 "seed std, 0.03)")
+    # the re-run's mib lands 0.2 lower on every seed: named, exit 1
+    for f in rerun.glob("mib-*.json"):
+        r = json.loads(f.read_text())
+        r["final"]["future_bg"]["miou_bg"] -= 0.2
+        f.write_text(json.dumps(r))
+    assert main(["compare", "--reference", str(V1), "--results", str(rerun)]) == 1
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("DIFF ")]
+    assert line.startswith("DIFF mib future_bg.miou_bg: 0.5062 against the reference 0.7062 (tolerance 0.100)")
+    assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--metrics", "miou"]) == 2
+    assert "'miou' is not a leaderboard column" in capsys.readouterr().err
+    assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--mode", "disjoint"]) == 2
+    assert "no run with the default protocol on 2-2 disjoint" in capsys.readouterr().err

@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--setting", default="2-2")
     cp.add_argument("--mode", default="overlap", choices=["overlap", "disjoint"])
     cp.add_argument("--reference-device", default=None, help="only reference rows of this device type")
+    cp.add_argument("--device", default=None, help="only re-run rows of this device type (cpu, cuda)")
     cp.add_argument("--metrics", nargs="+", default=["future_bg.miou_bg", "future_bg.first"],
                     help="leaderboard columns to compare")
     cp.add_argument("--k", type=float, default=3.0, help="tolerance: k x the reference seed std ...")
@@ -183,13 +184,14 @@ def main(argv: list[str] | None = None) -> int:
             from .targets import compare_boards, select_rows
             protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
             boards = []
-            for folder, device in ((a.reference, a.reference_device), (a.results, None)):
+            for folder, device in ((a.reference, a.reference_device), (a.results, a.device)):
                 results = load_results(folder)
                 if not results:
                     raise ValueError(f"no result JSON in {folder}")
                 rows = select_rows(aggregate(results), protocol=protocol, device=device)
                 if not rows:
-                    raise ValueError(f"{folder}: no run with the {a.preset} protocol on {a.setting} {a.mode}")
+                    raise ValueError(f"{folder}: no run with the {a.preset} protocol on {a.setting} {a.mode}"
+                                     + (f" on device {device}" if device else ""))
                 boards.append(rows)
             ref, other = boards
             missing = sorted(set(ref) - set(other))

@@ -109,7 +109,8 @@ def test_compare_cli_reports_a_rerun_against_the_board(tmp_path, capsys):
     rerun.mkdir()
     for f in sorted(V1.glob("naive-2-2-overlap-seed*.json")) + sorted(V1.glob("mib-2-2-overlap-seed*.json")):
         shutil.copy(f, rerun / f.name)
-    assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--reference-device", "cpu"]) == 0
+    assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--reference-device", "cpu",
+                 "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "not in the re-run (not compared): ilt, joint, kd, pl, plop, replay" in out
     assert out.rstrip().endswith("2 method(s) x 2 metric(s) compared: 0 difference(s) beyond max(3 x reference "
@@ -126,3 +127,5 @@ def test_compare_cli_reports_a_rerun_against_the_board(tmp_path, capsys):
     assert "'miou' is not a leaderboard column" in capsys.readouterr().err
     assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--mode", "disjoint"]) == 2
     assert "no run with the default protocol on 2-2 disjoint" in capsys.readouterr().err
+    assert main(["compare", "--reference", str(V1), "--results", str(rerun), "--device", "cuda"]) == 2
+    assert "no run with the default protocol on 2-2 overlap on device cuda" in capsys.readouterr().err

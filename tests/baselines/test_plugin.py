@@ -136,3 +136,19 @@ def test_cli_reports_bad_references(tmp_path, capsys, plugin_dir):
     assert "is not a Method" in capsys.readouterr().err
     assert main(["run", "--method", "plug_ok:Taken", "--preset", "tiny", "--out", str(tmp_path / "o")]) == 2
     assert "name 'kd' is taken" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cls, div", [("PLOPScaled1e2", 100), ("PLOPScaled1e4", 10_000)])
+def test_scaled_plop_plugins_are_plop_with_smaller_pod_factors(cls, div, monkeypatch):
+    """examples/plop_scaled.py (the experiment of docs/PROTOCOL.md section 6): only the name and the two POD
+    factors differ from the built-in PLOP, and they are recorded as protocol values."""
+    import dataclasses
+
+    from cemnist_baselines.methods import METHODS
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    m = resolve_method(f"examples.plop_scaled:{cls}")
+    ref = METHODS["plop"]
+    assert dataclasses.asdict(m) == dataclasses.asdict(dataclasses.replace(
+        ref, name=m.name, pod_factor=ref.pod_factor / div, pod_logits_factor=ref.pod_logits_factor / div))
+    assert m.name not in METHODS and m.protocol_values()["pod_factor"] == pytest.approx(0.01 / div, rel=1e-15)

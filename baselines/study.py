@@ -275,10 +275,11 @@ def cmd_budgets(a: argparse.Namespace) -> int:
 
 def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Tensor, *, c_old: int,
               pod_factor: float, pod_logits_factor: float) -> dict[str, Any]:
-    """How PLOP's POD term (with the given factors; the method's are ``METHODS["plop"]``) weighs against cross-entropy between two models on images ``x``
-    (float [B, 1, H, W]) with current targets ``y`` (channels, 255 = ignore). Returns per distilled map
-    (``<block>.pre`` and ``logits``) its contribution to the POD loss (the terms sum to it) and the maps' RMS in
-    the old and the new model, the POD loss and the new model's plain CE on ``y``."""
+    """How PLOP's POD term (with the given factors; the method's are ``METHODS["plop"]``) weighs against
+    cross-entropy between two models on images ``x`` (float [B, 1, H, W]) with current targets ``y`` (channels,
+    255 = ignore). Returns per distilled map (``<block>.pre`` and ``logits``) its contribution to the POD loss
+    (the terms sum to it) and the maps' RMS in the old and the new model, the POD loss and the new model's plain
+    CE on ``y``."""
     from .methods import SEGNET_BLOCKS, local_pod_terms, segnet_forward
 
     with torch.no_grad():

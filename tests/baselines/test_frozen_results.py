@@ -1,8 +1,9 @@
 """The published board (results/v1) is a frozen reference.
 
 Fast: the committed runs are well-formed, their metrics recompute from their stored confusions, the
-targets verdicts printed in ``results/v1/TARGETS.txt`` (overlap) and ``TARGETS-disjoint.txt`` are what ``cemnist-baselines targets`` gives today,
-and ``LEADERBOARD.md`` and the README's tables are what the leaderboard command makes of the runs.
+targets verdicts printed in ``results/v1/TARGETS.txt`` (overlap) and ``TARGETS-disjoint.txt`` are what
+``cemnist-baselines targets`` gives today, and ``LEADERBOARD.md`` and the README's tables are what the
+leaderboard command makes of the runs.
 Slow: retraining naive seed 0 with the default protocol at the same CPU thread count reproduces the
 committed JSON exactly (~10 min on one core).
 """

@@ -94,13 +94,64 @@ def git_commit() -> str | None:
     return sha or os.environ.get("CEMNIST_GIT_COMMIT") or None
 
 
+KERNEL_ISA_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx_vnni",
+                    "avx2", "fma")
+"""CPU flags (``/proc/cpuinfo`` names) that decide which fp32/bf16 kernels oneDNN and ATen pick."""
+
+_ONEDNN_LEVELS = (("avx512_core_amx", ("amx_tile", "amx_bf16", "amx_int8")), ("avx512_core_bf16", ("avx512_bf16",)),
+                  ("avx512_core_vnni", ("avx512_vnni",)), ("avx512_core", ("avx512f",)),
+                  ("avx2_vnni", ("avx_vnni", "avx2")), ("avx2", ("avx2",)))
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU that decides a CPU run's bits: model name, the kernel-choosing ISA flags it has
+    (:data:`KERNEL_ISA_FLAGS`), ATen's CPU capability and the oneDNN ISA those flags select (oneDNN takes the
+    highest level the CPU has unless ``ONEDNN_MAX_CPU_ISA`` caps it; that variable is recorded too)."""
+    model, flags = "", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: the model from platform, flags unknown
+        text = ""
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = val.strip()
+        elif key == "flags" and not flags:
+            flags = set(val.split())
+    onednn = next((name for name, need in _ONEDNN_LEVELS if all(f in flags for f in need)), None) if flags else None
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: None)()
+    return {"cpu_model": model or platform.processor() or platform.machine() or "unknown",
+            "cpu_isa": [f for f in KERNEL_ISA_FLAGS if f in flags] if flags else None,
+            "aten_cpu_capability": capability, "onednn_isa": onednn,
+            "onednn_max_cpu_isa_env": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+
+
 def env_info(device: torch.device) -> dict[str, Any]:
-    """torch / CUDA versions and the device name."""
+    """torch / CUDA versions, the device, and what decides its bits: on a CPU :func:`cpu_info` (``device_name``
+    is the CPU model); on a GPU its name, compute capability and cuDNN version, plus the host CPU."""
+    out: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device.type}
+    cpu = cpu_info()
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
+        out["device_name"] = torch.cuda.get_device_name(device)
+        out["gpu_capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        out["cudnn"] = torch.backends.cudnn.version()
     else:
-        name = platform.processor() or platform.machine() or "cpu"
-    return {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device.type, "device_name": name,
-            "num_threads": torch.get_num_threads(),
-            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
-            "matmul_precision": torch.get_float32_matmul_precision()}
+        out["device_name"] = cpu["cpu_model"]
+    out.update({"num_threads": torch.get_num_threads(),
+                "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+                "matmul_precision": torch.get_float32_matmul_precision(), **cpu})
+    return out
+
+
+MACHINE_KEYS = ("device", "device_name", "gpu_capability", "cudnn", "cpu_model", "cpu_isa", "onednn_isa",
+                "onednn_max_cpu_isa_env", "aten_cpu_capability", "torch", "num_threads")
+"""The ``env`` entries that must agree for two runs to be bit-identical (the same machine kind)."""
+
+
+def same_machine_kind(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
+    """Whether two results' ``env`` name the same kind of machine (every :data:`MACHINE_KEYS` entry equal):
+    True or False; None when either predates these records (no ``cpu_model``), so it cannot be told."""
+    if "cpu_model" not in a or "cpu_model" not in b:
+        return None
+    return all(a.get(k) == b.get(k) for k in MACHINE_KEYS)

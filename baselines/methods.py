@@ -21,8 +21,23 @@ def ce_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(z, y, ignore_index=IGNORE)
 
 
-def kd_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """KD = -mean_pixels[(1/C_old) sum_{c<C_old} softmax(t)_c * log_softmax(z[:, :C_old])_c]."""
+def tutorial_kd_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The seed tutorial's KD (``mapaf2/mnist-continual-seg``, ``trainer.py``, ``Trainer_distillation._softXEnt``):
+    KD = -(1 / (B*H*W)) * sum_pixels sum_{c = 1 .. C_old - 1} softmax(t)_c * log_softmax(z[:, :C_old])_c.
+
+    Both distributions are over the C_old old channels (background included); the background channel is then
+    dropped and the old digit channels are *summed* (no division by C_old)."""
+    c_old = t.shape[1]
+    q = torch.softmax(t, dim=1)[:, 1:]
+    logp = torch.log_softmax(z[:, :c_old], dim=1)[:, 1:]
+    b, _, h, w = z.shape
+    return -(q * logp).sum() / (b * h * w)
+
+
+def mib_kd_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """MiB's ``KnowledgeDistillationLoss`` (``fcdl94/MiB``, ``utils/loss.py``, ``alpha=1``, ``reduction="mean"``):
+    KD = -mean_pixels[(1/C_old) sum_{c<C_old} softmax(t)_c * log_softmax(z[:, :C_old])_c] — a *mean* over
+    all C_old channels, background included. The distillation term of MiB's LwF and ILT baselines."""
     c_old = t.shape[1]
     q = torch.softmax(t, dim=1)
     logp = torch.log_softmax(z[:, :c_old], dim=1)
@@ -95,25 +110,43 @@ def plop_entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p + 1e-8)).mean(dim=1) / math.log(p.shape[1] + 1e-8)
 
 
-def histogram_median(hist: torch.Tensor) -> torch.Tensor:
-    """Per-row median of values in [0, 1) from histograms ``hist`` [K, nb_bins] (bin j = [j/n, (j+1)/n)),
-    linear inside the bin that holds the middle count: lower + (half - below) / count * (1/n); 0 for an
-    empty row."""
-    k, n = hist.shape
-    out = torch.zeros(k, dtype=torch.float64)
+def plop_find_median(hist: torch.Tensor, *, base: float = 0.001) -> torch.Tensor:
+    """PLOP's per-class entropy thresholds from histograms ``hist`` [K, nb_bins] of int64 counts, as
+    ``Trainer.find_median`` (``arthurdouillard/CVPR2021_PLOP``, ``train.py``, ``mode="entropy"``) computes them,
+    arithmetic included (float32 as there):
+
+    - for bins i = 0, 1, ...: border = i / nb_bins, bin j = int(border * nb_bins) (float rounding makes j = i - 1
+      for some i, e.g. 29 -> 28); stop at the first bin with running <= half <= running + hist[j], where
+      half = total / 2 and *running grows by the bin index* (``running_sum += lower_border * nb_bins``), not by
+      the bin's count;
+    - threshold = border + (half - running) / hist[j] / nb_bins, taken at the last bin when no bin stopped the
+      loop (then +inf when that bin is empty and half > running: every old pseudo-label is kept);
+    - 0 for a class with an empty histogram; finally max(threshold, ``base``) (NaN stays NaN, as Python's
+      ``max(tensor, float)`` there).
+
+    It equals a histogram median when the median lies in the first bin; otherwise it returns the first bin
+    holding about half of the class's pixels, or +inf when there is none (docs/PROTOCOL.md section 7)."""
+    if hist.dim() != 2 or hist.dtype != torch.int64:
+        raise ValueError(f"plop_find_median needs int64 histograms [K, nb_bins], got {hist.dtype} {tuple(hist.shape)}")
+    hist = hist.cpu()
+    k, nb = hist.shape
+    out = torch.zeros(k, dtype=torch.float32)
     for c in range(k):
-        h = hist[c].to(torch.float64)
-        total = float(h.sum())
+        row = hist[c]
+        total = row.sum()
         if total <= 0:
             continue
         half = total / 2
-        below = 0.0
-        for j in range(n):
-            if below <= half <= below + float(h[j]):
+        running = 0.0
+        border, j = 0.0, 0
+        for i in range(nb):
+            border = i / nb
+            j = int(border * nb)
+            if bool(half >= running) and bool(half <= running + row[j]):
                 break
-            below += float(h[j])
-        out[c] = j / n + (half - below) / float(h[j]) / n
-    return out
+            running += border * nb
+        out[c] = border + ((half - running) / row[j]) * (1 / nb)
+    return torch.clamp(out, min=base)
 
 
 def plop_histogram(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, nb_bins: int = 100) -> torch.Tensor:
@@ -131,10 +164,10 @@ def plop_histogram(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int
 
 def plop_thresholds(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, base: float = 0.001,
                     nb_bins: int = 100) -> tuple[torch.Tensor, float]:
-    """PLOP's per-class entropy thresholds (``Trainer.find_median`` with ``mode="entropy"``): the median of
-    each class's :func:`plop_histogram`, at least ``base``. Returns (thresholds [C_old], max_entropy)."""
+    """PLOP's per-class entropy thresholds (``Trainer.find_median`` with ``mode="entropy"``) of one batch:
+    :func:`plop_find_median` of the class's :func:`plop_histogram`. Returns (thresholds [C_old], max_entropy)."""
     hist = plop_histogram(old_logits, bg, n_classes=n_classes, nb_bins=nb_bins)
-    return torch.clamp(histogram_median(hist.cpu()), min=base).to(torch.float32), math.log(n_classes)
+    return plop_find_median(hist, base=base), math.log(n_classes)
 
 
 def plop_pseudo_ce(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, c_old: int, thresholds: torch.Tensor,
@@ -328,15 +361,39 @@ def overrides(meth: Method, hook: str) -> bool:
 
 @dataclass(frozen=True)
 class KD(Method):
-    """CE + lambda * KD: output-level distillation only (LwF-style, Li & Hoiem 2016), lambda = 10.
+    """The seed tutorial's output distillation: CE + lambda * KD, lambda = ``cfg.kd_lambda`` (10, the tutorial's).
 
-    The KD term is the one of the MiB code (``fcdl94/MiB``, ``utils/loss.py``, ``KnowledgeDistillationLoss``
-    with ``alpha=1``: mean over pixels of -(1/C_old) sum_c softmax(t)_c log_softmax(z[:C_old])_c). ILT
-    (Michieli & Zanuttigh 2019) adds feature distillation on the encoder output; that is not part of ``kd``.
-    """
+    Reference: ``mapaf2/mnist-continual-seg``, ``trainer.py``, ``Trainer_distillation`` (plain
+    ``nn.CrossEntropyLoss``; ``loss = ce_loss + lambda_distill * d_loss`` with ``output_level_distill=True``)
+    and ``Trainer_distillation._softXEnt`` (:func:`tutorial_kd_loss`: background channel left out, old digit
+    channels summed); ``3. Tutorial_training_distillation.ipynb`` sets ``lambda_distill=10``. The old model's
+    logits come from the per-task teacher cache (the tutorial runs the old model on every batch: the same
+    logits up to the batch composition). MiB's normalisation of the same idea is :class:`LwF`."""
 
     def loss(self, z, y, t, *, c_old, kd_lambda):  # type: ignore[override]
-        return ce_loss(z, y) + kd_lambda * kd_loss(z, t)
+        return ce_loss(z, y) + kd_lambda * tutorial_kd_loss(z, t)
+
+    def protocol_values(self) -> dict[str, object]:
+        return {"kd_formula": "tutorial"}
+
+
+@dataclass(frozen=True)
+class LwF(Method):
+    """LwF as the MiB code runs it (Li & Hoiem 2016; MiB's "LwF" rows): CE + 100 * MiB's KD.
+
+    Reference: ``fcdl94/MiB``, ``argparser.py``, ``modify_command_options`` (``--method LWF`` sets
+    ``opts.loss_kd = 100``; plain CE, ``alpha`` 1) and ``train.py``, ``Trainer.train``: ``lkd = self.lkd *
+    self.lkd_loss(outputs, outputs_old)`` with ``utils/loss.py``, ``KnowledgeDistillationLoss``
+    (:func:`mib_kd_loss`: mean over all C_old channels, background included). The weight is MiB's own (100),
+    recorded as a protocol value; ``cfg.kd_lambda`` is not used. Logits from the per-task teacher cache."""
+
+    kd_weight: float = 100.0
+
+    def loss(self, z, y, t, *, c_old, kd_lambda):  # type: ignore[override]
+        return ce_loss(z, y) + self.kd_weight * mib_kd_loss(z, t)
+
+    def protocol_values(self) -> dict[str, object]:
+        return {"kd_weight": self.kd_weight}
 
 
 @dataclass(frozen=True)
@@ -353,7 +410,7 @@ class ILT(Method):
 
     Reference: ``fcdl94/MiB``, ``argparser.py`` (``--method ILT`` sets ``loss_kd = 100``, ``loss_de = 100``;
     plain CE, alpha 1) and ``train.py``, ``Trainer.train``: ``lkd = loss_kd * KnowledgeDistillationLoss(
-    outputs, outputs_old)`` (our :func:`kd_loss`) and ``lde = loss_de * nn.MSELoss()(features['body'],
+    outputs, outputs_old)`` (:func:`mib_kd_loss`) and ``lde = loss_de * nn.MSELoss()(features['body'],
     features_old['body'])``. Adaptation: MiB's ``body`` is the ResNet backbone's output; ours is the
     encoder output of SimpleSegNet (after ``enc3``, post-ReLU, [B, width, 15, 15]). The weights are ILT's
     own (100, 100), recorded as protocol values; ``cfg.kd_lambda`` (our ``kd``'s 10) is not used. The old
@@ -363,7 +420,7 @@ class ILT(Method):
     de_weight: float = 100.0
 
     def feature_loss(self, z, y, t, feats, old_feats, *, c_old, kd_lambda, state):  # type: ignore[override]
-        return (ce_loss(z, y) + self.kd_weight * kd_loss(z, t)
+        return (ce_loss(z, y) + self.kd_weight * mib_kd_loss(z, t)
                 + self.de_weight * feature_distillation_loss(feats["enc3"], old_feats["enc3"]))
 
     def protocol_values(self) -> dict[str, object]:
@@ -383,6 +440,10 @@ class PL(Method):
         return pseudo_label_targets(y, t, c_old=c_old)
 
 
+PLOP_MAPS: tuple[str, ...] = ("enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2")
+"""The feature maps PLOP distils on SimpleSegNet (then the logits), where PLOP takes its own (see :class:`PLOP`)."""
+
+
 @dataclass(frozen=True)
 class PLOP(Method):
     """PLOP (Douillard et al. 2021): entropy pseudo-labels with the classification adaptive factor + Local POD.
@@ -391,24 +452,28 @@ class PLOP(Method):
     ``pod_factor=0.01``, ``pod_logits``, the logits' options ``factor=0.0005``/``extra_channels="sum"``,
     ``pseudo="entropy"``, ``threshold=0.001``, ``classif_adaptive_factor``, ``init_balanced``; defaults
     ``spp_scales=[1, 2, 4]``, ``pod_prepro="pow"``, POD schedule on, plain CE, no output KD);
-    ``train.py``: ``Trainer.before``/``find_median`` (thresholds, :func:`plop_thresholds`),
-    ``Trainer.train`` (pseudo-labels and factor, :func:`plop_pseudo_ce`), ``entropy``
-    (:func:`plop_entropy`), ``features_distillation``/``_local_pod`` (:func:`local_pod_loss`).
+    ``train.py``: ``Trainer.before``/``find_median`` (thresholds, :func:`plop_thresholds`,
+    :func:`plop_find_median`), ``Trainer.train`` (pseudo-labels and factor, :func:`plop_pseudo_ce`),
+    ``entropy`` (:func:`plop_entropy`), ``features_distillation``/``_local_pod`` (:func:`local_pod_loss`).
 
-    Adaptations to SimpleSegNet (stated): PLOP distils the 4 ResNet stage outputs before their last
-    activation, the ASPP output and the small logits; we distil the pre-ReLU output of the last conv of each
-    of the 5 blocks enc1, enc2, enc3, dec1, dec2 and the logits (60x60, our network has no upsampling after
-    the head), 6 maps as in PLOP. Local POD regions use ``k = W // s`` as PLOP does, so at 15x15 (enc3)
-    and scale 4 the last 3 rows/columns are outside the regions. The thresholds are computed by the
-    ``before_task`` hook on the task's training images (as PLOP's ``before``), stored in the run state.
-    Median: PLOP's loop adds the bin *index* to its running count (``running_sum += lower_border * nb_bins``)
-    where a histogram median adds the bin's *count*; we take the histogram median (:func:`histogram_median`;
-    both agree whenever the median lies in the first bin, the usual case for a confident old model).
-    The old model runs on every batch (its features cannot be cached).
-    Scale (measured, not adapted): SimpleSegNet has no normalisation layers, and dec2's pre-activation map has
-    an RMS of about 15 (the other maps 0.5-2); squared by "pow", it makes up most of the POD term, which with
-    the reference factors is then thousands of times the CE of a model that learns the new digits
-    (``python -m cemnist_baselines.study pod-scale``; docs/PROTOCOL.md section 6)."""
+    Which maps (:data:`PLOP_MAPS`): PLOP distils the outputs of the 4 ResNet stages as their last residual
+    block returns them *before* its activation (``modules/residual.py``, ``ResidualBlock.forward`` with
+    ``last=True`` returns ``(act, x)``), the DeepLab head's output *after* its BN + activation
+    (``segmentation_module.py``, ``_network``: ``attentions + [x_pl]``), and the logits. On SimpleSegNet the
+    analogues are the pre-ReLU outputs of enc1, enc2, enc3, dec1 (the stages), dec2 *after* its ReLU (the map
+    the head reads, PLOP's ``x_pl``) and the logits: 6 maps, as in PLOP.
+
+    Deviations (docs/PROTOCOL.md section 7 tables them with reasons): our network has no normalisation layers,
+    so the maps are not normalised (PLOP's are BN outputs); the logits are 60x60 (no upsampling after the
+    head); Local POD regions use ``k = W // s`` as PLOP does, so at 15x15 (enc3) and scale 4 the last 3
+    rows/columns are outside the regions; the thresholds are computed by the ``before_task`` hook on the task's
+    training images with the eval batch size (PLOP's ``before`` on its train loader); the protocol's schedule
+    (OneCycle, one lr for every task) replaces PLOP's. The median is PLOP's own loop, not a histogram median
+    (:func:`plop_find_median`). The old model runs on every batch.
+    Scale (measured, not adapted): with the reference factors the POD term of a model that learns the new
+    digits is far larger than its CE on this unnormalised network (``python -m cemnist_baselines.study
+    pod-scale``; docs/PROTOCOL.md section 6); :data:`METHODS` ``["plop_tuned"]`` is PLOP with factors chosen
+    on the validation pool."""
 
     pod_factor: float = 0.01
     pod_logits_factor: float = 0.0005
@@ -429,22 +494,21 @@ class PLOP(Method):
             hist = h if hist is None else hist + h
         if hist is None:
             raise ValueError(f"PLOP: task {ctx.task} has no training images to compute its thresholds on")
-        ctx.state["plop.thresholds"] = torch.clamp(histogram_median(hist.cpu()), min=self.threshold).to(torch.float32)
+        ctx.state["plop.thresholds"] = plop_find_median(hist, base=self.threshold)
         ctx.state["plop.max_entropy"] = torch.tensor(math.log(n_classes), dtype=torch.float64)
 
     def feature_loss(self, z, y, t, feats, old_feats, *, c_old, kd_lambda, state):  # type: ignore[override]
         n_classes = z.shape[1]
         cls = plop_pseudo_ce(z, y, t, c_old=c_old, thresholds=state["plop.thresholds"],
                              max_entropy=float(state["plop.max_entropy"]))
-        names = [b + ".pre" for b in SEGNET_BLOCKS]
-        pod = local_pod_loss([old_feats[n] for n in names] + [t], [feats[n] for n in names] + [z], c_old=c_old,
-                             n_classes=n_classes, n_new=n_classes - c_old, factor=self.pod_factor,
+        pod = local_pod_loss([old_feats[n] for n in PLOP_MAPS] + [t], [feats[n] for n in PLOP_MAPS] + [z],
+                             c_old=c_old, n_classes=n_classes, n_new=n_classes - c_old, factor=self.pod_factor,
                              logits_factor=self.pod_logits_factor)
         return cls + pod
 
     def protocol_values(self) -> dict[str, object]:
         return {"pod_factor": self.pod_factor, "pod_logits_factor": self.pod_logits_factor,
-                "threshold": self.threshold}
+                "threshold": self.threshold, "pod_maps": ",".join(PLOP_MAPS), "median": "plop_find_median"}
 
 
 def memory_quotas(n_slots: int, n_classes: int) -> list[int]:
@@ -515,6 +579,7 @@ class Replay(Method):
 METHODS: dict[str, Method] = {
     "naive": Method("naive"),
     "kd": KD("kd", uses_old_model=True),
+    "lwf": LwF("lwf", uses_old_model=True),
     "mib": MiB("mib", uses_old_model=True, balanced_init=True),
     "joint": Method("joint", joint=True),
     "ilt": ILT("ilt", uses_old_model=True, old_model_per_batch=True, features=True),

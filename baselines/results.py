@@ -23,7 +23,7 @@ UNCONVERTIBLE: dict[str, str] = {
 REQUIRED_KEYS = ("schema", "method", "seed", "setting", "mode", "preset", "precision", "config", "protocol",
                  "dataset", "evaluation", "env", "tasks", "steps", "R", "final", "wall_time_per_task_s")
 # Methods in this order first (lower bound, distillation, MiB, upper bound), others alphabetically.
-METHOD_ORDER = ("naive", "kd", "ilt", "pl", "mib", "plop", "replay", "joint")
+METHOD_ORDER = ("naive", "kd", "lwf", "ilt", "pl", "mib", "plop", "plop_tuned", "replay", "joint")
 
 
 class ResultError(ValueError):

@@ -103,13 +103,14 @@ _ONEDNN_LEVELS = (("avx512_core_amx", ("amx_tile", "amx_bf16", "amx_int8")), ("a
                   ("avx2_vnni", ("avx_vnni", "avx2")), ("avx2", ("avx2",)))
 
 
-def cpu_info() -> dict[str, Any]:
+def cpu_info(*, cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, Any]:
     """The CPU that decides a CPU run's bits: model name, the kernel-choosing ISA flags it has
     (:data:`KERNEL_ISA_FLAGS`), ATen's CPU capability and the oneDNN ISA those flags select (oneDNN takes the
-    highest level the CPU has unless ``ONEDNN_MAX_CPU_ISA`` caps it; that variable is recorded too)."""
+    highest level the CPU has unless ``ONEDNN_MAX_CPU_ISA`` caps it; that variable is recorded too). ``cpuinfo``:
+    the file to read (Linux's; elsewhere the model comes from :mod:`platform` and the flags are None)."""
     model, flags = "", set()
     try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:  # not Linux: the model from platform, flags unknown
         text = ""
     for line in text.splitlines():

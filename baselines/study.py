@@ -277,15 +277,15 @@ def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Te
               pod_factor: float, pod_logits_factor: float) -> dict[str, Any]:
     """How PLOP's POD term (with the given factors; the method's are ``METHODS["plop"]``) weighs against
     cross-entropy between two models on images ``x`` (float [B, 1, H, W]) with current targets ``y`` (channels,
-    255 = ignore). Returns per distilled map (``<block>.pre`` and ``logits``) its contribution to the POD loss
+    255 = ignore). Returns per distilled map (``PLOP_MAPS`` and ``logits``) its contribution to the POD loss
     (the terms sum to it) and the maps' RMS in the old and the new model, the POD loss and the new model's plain
     CE on ``y``."""
-    from .methods import SEGNET_BLOCKS, local_pod_terms, segnet_forward
+    from .methods import PLOP_MAPS, local_pod_terms, segnet_forward
 
     with torch.no_grad():
         t, of = segnet_forward(old, x)
         z, nf = segnet_forward(new, x)
-        names = [b + ".pre" for b in SEGNET_BLOCKS]
+        names = list(PLOP_MAPS)
         n = new.num_classes
         terms = local_pod_terms([of[k] for k in names] + [t], [nf[k] for k in names] + [z], c_old=c_old,
                                 n_classes=n, n_new=n - c_old, factor=pod_factor, logits_factor=pod_logits_factor)

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cemnist_baselines.artifacts import atomic_write_text
 from cemnist_baselines.config import get_config
 from cemnist_baselines.data import load_task_data
-from cemnist_baselines.methods import kd_loss
+from cemnist_baselines.methods import tutorial_kd_loss
 from cemnist_baselines.model import SimpleSegNet, grow_head
 from cemnist_baselines.trainer import label_maps, make_step, resolve_device, train_epoch
 
@@ -45,7 +45,7 @@ def seed_style_epoch(model, old, loader, dev, lr_opt, kd_lambda):
         if old is not None:
             with torch.no_grad():
                 t = old(x)
-            loss = loss + kd_lambda * kd_loss(z, t)
+            loss = loss + kd_lambda * tutorial_kd_loss(z, t)
         lr_opt.zero_grad()
         loss.backward()
         lr_opt.step()
@@ -99,7 +99,7 @@ def bench(method: str, images: torch.Tensor, masks: torch.Tensor, *, dev: torch.
         model = copy.deepcopy(base).to(dev)
         o = None if old is None else copy.deepcopy(old).to(dev)
         step = make_step(model, o, (lambda z, y, t_, *, c_old, kd_lambda: F.cross_entropy(z, y, ignore_index=255)
-                                    + (0 if t_ is None else kd_lambda * kd_loss(z, t_))),
+                                    + (0 if t_ is None else kd_lambda * tutorial_kd_loss(z, t_))),
                          lut.to(dev), cfg=vcfg, c_old=3, device=dev,
                          total_steps=(warmup + epochs) * -(-x_dev.shape[0] // vcfg.batch_size))
         g = torch.Generator(device=dev)

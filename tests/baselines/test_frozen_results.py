@@ -5,7 +5,8 @@ targets verdicts printed in ``results/v1/TARGETS.txt`` (overlap) and ``TARGETS-d
 ``cemnist-baselines targets`` gives today, and ``LEADERBOARD.md`` and the README's tables are what the
 leaderboard command makes of the runs.
 Slow: retraining naive seed 0 with the default protocol at the same CPU thread count reproduces the
-committed JSON exactly (~10 min on one core).
+committed JSON exactly on the same kind of machine (``same_machine_kind``: CPU model, kernel ISA, torch,
+threads), and within ``compare``'s tolerance on another (~10 min on one core); the test prints which.
 """
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ def test_published_tables_are_the_committed_runs():
 
 
 @pytest.mark.slow
-def test_default_naive_seed0_reproduces_the_committed_result(tmp_path, cemnist_cache):
+def test_default_naive_seed0_reproduces_the_committed_result(tmp_path, cemnist_cache, capsys):
+    from cemnist_baselines.artifacts import same_machine_kind
+    from cemnist_baselines.targets import compare_boards
     from cemnist_baselines.trainer import run_one
 
     ref = json.loads((V1 / "naive-2-2-overlap-seed0.json").read_text())
@@ -73,8 +76,24 @@ def test_default_naive_seed0_reproduces_the_committed_result(tmp_path, cemnist_c
     finally:
         torch.set_num_threads(before)
     assert res["dataset"] == ref["dataset"]
-    assert res["steps"] == ref["steps"]
-    assert res["R"] == ref["R"] and res["final"] == ref["final"]
+    same = same_machine_kind(res["env"], ref["env"])
+    with capsys.disabled():
+        if same:
+            print(f"\nsame machine kind as the committed run ({ref['env']['cpu_model']}, "
+                  f"{ref['env']['onednn_isa']}, {threads} thread(s)): compared exactly")
+        else:
+            print(f"\nanother machine kind ({res['env'].get('cpu_model')}, {res['env'].get('onednn_isa')}) than the "
+                  f"committed run's ({ref['env'].get('cpu_model')}, {ref['env'].get('onednn_isa')}): compared within "
+                  f"compare's tolerance max(3 x the board's seed std, 0.03)")
+    if same:
+        assert res["steps"] == ref["steps"]
+        assert res["R"] == ref["R"] and res["final"] == ref["final"]
+    else:
+        board = {r["method"]: r for r in aggregate(load_results(V1)) if r["protocol"] == res["protocol"]}
+        rerun = {r["method"]: r for r in aggregate([res])}
+        assert compare_boards({"naive": board["naive"]}, rerun) == []
+        t0, t0_ref = res["steps"][0]["views"], ref["steps"][0]["views"]
+        assert abs(t0["future_bg"]["miou_bg"] - t0_ref["future_bg"]["miou_bg"]) <= 0.03
 
 
 def test_compare_boards_accepts_the_board_and_flags_a_moved_or_missing_row():

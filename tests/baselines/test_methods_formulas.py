@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cemnist_baselines.methods import (IGNORE, METHODS, SEGNET_BLOCKS, Method, Replay, TaskContext,
-                                       feature_distillation_loss, histogram_median, kd_loss, local_pod_embedding,
+                                       feature_distillation_loss, plop_find_median, mib_kd_loss, local_pod_embedding,
                                        local_pod_embedding_fast, local_pod_loss, local_pod_terms, memory_quotas, overrides,
                                        plop_entropy, plop_pseudo_ce, plop_thresholds, pseudo_label_targets,
                                        segnet_forward)
@@ -66,7 +66,7 @@ def test_ilt_is_ce_plus_100_kd_plus_100_mse_on_the_encoder_output():
            + 100 * torch.nn.MSELoss()(feats["enc3"], old["enc3"]))
     got = ilt.feature_loss(z, y, t, feats, old, c_old=3, kd_lambda=10.0, state={})
     assert got.item() == pytest.approx(ref.item(), rel=1e-12)
-    assert _mib_kd(z, t).item() == pytest.approx(kd_loss(z, t).item(), rel=1e-12)  # the kd term is MiB's
+    assert _mib_kd(z, t).item() == pytest.approx(mib_kd_loss(z, t).item(), rel=1e-12)  # the kd term is MiB's
 
 
 # ----------------------------------------------------------------------------- PL
@@ -115,17 +115,42 @@ def _plop_median_loop(h, nb_bins):
     return j / nb_bins + (half - running) / float(h[j]) * (1 / nb_bins)
 
 
-def test_histogram_median_hand_checked_and_vs_plop_loop():
+def test_plop_find_median_hand_checked():
+    """PLOP's find_median loop (running sum grows by the bin index, not the count), worked by hand (4 bins)."""
     hist = torch.tensor([[0, 4, 0, 0], [2, 2, 0, 0], [3, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]])
-    med = histogram_median(hist).tolist()
-    # row 0: half 2 in bin 1 -> 1/4 + (2-0)/4/4; row 1: half 2 in bin 0 -> 0 + 2/2/4; row 2: 2/3/4; empty -> 0;
-    # row 4: half 2, bins 0,1 hold 2 -> boundary of bin 1 reached in bin 1: 1/4 + (2-1)/1/4 = 0.5
-    assert med == pytest.approx([0.375, 0.25, 2 / 12, 0.0, 0.5])
-    # the reference's loop agrees when the median lies in the first bin (rows 1 and 2) ...
-    for r in (1, 2):
+    med = plop_find_median(hist, base=0.001).tolist()
+    # row 0: half 2; bin 0 no (2 > 0); bin 1: 0 <= 2 <= 0 + 4 -> 1/4 + (2 - 0)/4/4 = 0.375
+    # row 1: half 2 <= 2 in bin 0 -> 2/2/4 = 0.25; row 2: 2/3/4; empty row -> 0 -> base 0.001
+    # row 4: half 2; bin 0: 2 > 1; running += 0; bin 1: 2 > 0 + 1; running += 1; bin 2: 2 <= 1 + 1 -> 2/4 + (2-1)/1/4
+    #        = 0.75 (a histogram median would give 0.5: the loop adds bin indices)
+    assert med == pytest.approx([0.375, 0.25, 2 / 12, 0.001, 0.75])
+    for r in (0, 1, 2, 4):  # an independent float transcription of the loop agrees
         assert med[r] == pytest.approx(_plop_median_loop(hist[r], 4))
-    # ... and differs elsewhere (it accumulates bin indices): stated in PLOP's docstring
-    assert _plop_median_loop(hist[4], 4) != pytest.approx(med[4])
+
+
+def test_plop_find_median_without_a_bin_holding_half_the_pixels():
+    """No bin holds half a class's pixels: the loop runs off the end, the last bin is empty -> +inf (every old
+    pseudo-label kept); -inf -> the base threshold; 0/0 -> NaN, kept as PLOP's max(tensor, float) keeps it."""
+    many = torch.tensor([[300, 300, 300, 0]])   # half 450 > running 6 at the end
+    assert plop_find_median(many).tolist() == [math.inf]
+    few = torch.tensor([[3, 3, 3, 0]])          # half 4.5 < running 6
+    assert plop_find_median(few, base=0.001).tolist() == pytest.approx([0.001])
+    tie = torch.tensor([[4, 4, 4, 0]])          # half 6 == running 6
+    assert math.isnan(plop_find_median(tie).item())
+
+
+def test_plop_find_median_bin_index_rounding():
+    """PLOP's bin index int(i / nb_bins * nb_bins) is 28 for i = 29 (float rounding): a class whose pixels all lie
+    in bin 29 is never found (+inf); in bin 30 it is."""
+    row = torch.zeros(2, 100, dtype=torch.int64)
+    row[0, 29] = 1_000_000
+    row[1, 30] = 1_000_000
+    th = plop_find_median(row).tolist()
+    assert th[0] == math.inf
+    running = float(sum(range(30)))  # bin indices 0..29 added before bin 30 (29 added as 28.999999999999996)
+    assert th[1] == pytest.approx(0.30 + (500_000 - running) / 1_000_000 / 100, rel=1e-6)
+    with pytest.raises(ValueError, match="int64 histograms"):
+        plop_find_median(row.float())
 
 
 def test_plop_thresholds_hand_checked():
@@ -249,9 +274,35 @@ def test_local_pod_loss_hand_checked_and_vs_transcription():
     assert [x.item() for x in one] == pytest.approx([0.01 * 2 * 2, 0.0005 * 2 * 2])
 
 
+def test_plop_distils_the_stages_before_relu_and_dec2_after():
+    """PLOP's maps: the stage outputs before their activation (ResidualBlock ``last=True``) and the head's input
+    after it (``x_pl``): enc1..dec1 pre-ReLU, dec2 post-ReLU, then the logits."""
+    from cemnist_baselines.methods import PLOP_MAPS, local_pod_loss, plop_pseudo_ce, segnet_forward
+
+    assert PLOP_MAPS == ("enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2")
+    old = SimpleSegNet(3, width=4, generator=torch.Generator().manual_seed(1)).eval()
+    new = SimpleSegNet(5, width=4, generator=torch.Generator().manual_seed(2)).eval()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(2, 1, 60, 60, generator=g), torch.randint(0, 5, (2, 60, 60), generator=g)
+    state = {"plop.thresholds": torch.full((3,), math.inf), "plop.max_entropy": torch.tensor(math.log(5))}
+    with torch.no_grad():
+        t, of = segnet_forward(old, x)
+        z, nf = segnet_forward(new, x)
+        got = METHODS["plop"].feature_loss(z, y, t, nf, of, c_old=3, kd_lambda=10.0, state=state)
+        cls = plop_pseudo_ce(z, y, t, c_old=3, thresholds=state["plop.thresholds"], max_entropy=math.log(5))
+
+        def pod(names):
+            return local_pod_loss([of[n] for n in names] + [t], [nf[n] for n in names] + [z], c_old=3, n_classes=5,
+                                  n_new=2)
+        assert torch.equal(got, cls + pod(["enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2"]))
+        assert not torch.allclose(got, cls + pod(["enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2.pre"]))
+
+
 def test_plop_method_constants_and_flags():
     plop = METHODS["plop"]
-    assert plop.protocol_values() == {"pod_factor": 0.01, "pod_logits_factor": 0.0005, "threshold": 0.001}
+    assert plop.protocol_values() == {"pod_factor": 0.01, "pod_logits_factor": 0.0005, "threshold": 0.001,
+                                      "pod_maps": "enc1.pre,enc2.pre,enc3.pre,dec1.pre,dec2",
+                                      "median": "plop_find_median"}
     assert plop.features and plop.old_model_per_batch and plop.balanced_init and plop.uses_old_model
     assert overrides(plop, "before_task") and not overrides(plop, "after_task")
 

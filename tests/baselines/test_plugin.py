@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cemnist_baselines.cli import main
-from cemnist_baselines.methods import Method, get_method, kd_loss
+from cemnist_baselines.methods import Method, get_method, mib_kd_loss
 from cemnist_baselines.plugins import ENTRY_POINT_GROUP, method_source, resolve_method
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def test_example_loss_is_kd_at_temperature_one():
     y = torch.zeros(2, 3, 3, dtype=torch.long)
     base = torch.nn.functional.cross_entropy(z, y)
     assert KDTemperature(temperature=1.0).loss(z, y, t, c_old=3, kd_lambda=10).item() == pytest.approx(
-        (base + 10 * kd_loss(z, t)).item(), rel=1e-12)
+        (base + 10 * mib_kd_loss(z, t)).item(), rel=1e-12)
     # T = 2: softened targets and the T^2 factor
     q, logp = torch.softmax(t / 2, 1), torch.log_softmax(z[:, :3] / 2, 1)
     want = base + 10 * 4 * (-(q * logp).sum(1).mean() / 3)
@@ -138,9 +138,9 @@ def test_cli_reports_bad_references(tmp_path, capsys, plugin_dir):
     assert "name 'kd' is taken" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cls, div", [("PLOPScaled1e2", 100), ("PLOPScaled1e4", 10_000)])
+@pytest.mark.parametrize("cls, div", [("PLOPDiv1e3", 1_000), ("PLOPDiv1e4", 10_000), ("PLOPDiv1e5", 100_000)])
 def test_scaled_plop_plugins_are_plop_with_smaller_pod_factors(cls, div, monkeypatch):
-    """examples/plop_scaled.py (the experiment of docs/PROTOCOL.md section 6): only the name and the two POD
+    """examples/plop_scaled.py (the search of docs/PROTOCOL.md section 6): only the name and the two POD
     factors differ from the built-in PLOP, and they are recorded as protocol values."""
     import dataclasses
 

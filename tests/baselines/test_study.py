@@ -97,23 +97,23 @@ def test_pod_scale_terms_sum_to_the_loss_and_grow_with_the_square_of_a_map(cemni
     y = torch.randint(0, 5, (2, 60, 60), generator=g)
     f = dict(pod_factor=METHODS["plop"].pod_factor, pod_logits_factor=METHODS["plop"].pod_logits_factor)
     r = study.pod_scale(old, new, x, y, c_old=3, **f)
-    assert list(r["layers"]) == ["enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2.pre", "logits"]
+    assert list(r["layers"]) == ["enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2", "logits"]
     with torch.no_grad():
         t, of = segnet_forward(old, x)
         z, nf = segnet_forward(new, x)
         want = METHODS["plop"].feature_loss(z, torch.full_like(y, 255), t, nf, of, c_old=3, kd_lambda=0.0, state={
             "plop.thresholds": torch.zeros(3), "plop.max_entropy": torch.tensor(1.0)})
     assert r["pod"] == pytest.approx(float(want), rel=1e-5)  # every pixel ignored: the loss is the POD term alone
-    assert r["layers"]["dec2.pre"]["rms_old"] == pytest.approx(float(of["dec2.pre"].pow(2).mean().sqrt()), rel=1e-6)
+    assert r["layers"]["dec2"]["rms_old"] == pytest.approx(float(of["dec2"].pow(2).mean().sqrt()), rel=1e-6)
     # scaling dec2's last conv by 3 in both models scales that map by 3, its squared POD term by 9
     for m in (old, new):
         with torch.no_grad():
             m.dec2[-1].weight.mul_(3)
             m.dec2[-1].bias.mul_(3)
     r3 = study.pod_scale(old, new, x, y, c_old=3, **f)
-    assert r3["layers"]["dec2.pre"]["pod"] == pytest.approx(9 * r["layers"]["dec2.pre"]["pod"], rel=1e-4)
+    assert r3["layers"]["dec2"]["pod"] == pytest.approx(9 * r["layers"]["dec2"]["pod"], rel=1e-4)
     assert r3["layers"]["enc1.pre"]["pod"] == pytest.approx(r["layers"]["enc1.pre"]["pod"], rel=1e-6)
-    assert r3["layers"]["dec2.pre"]["rms_new"] == pytest.approx(3 * r["layers"]["dec2.pre"]["rms_new"], rel=1e-5)
+    assert r3["layers"]["dec2"]["rms_new"] == pytest.approx(3 * r["layers"]["dec2"]["rms_new"], rel=1e-5)
 
 
 def test_pod_scale_cli_reads_a_results_folders_checkpoints(tiny_runs, capsys):

@@ -156,3 +156,14 @@ def same_machine_kind(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
     if "cpu_model" not in a or "cpu_model" not in b:
         return None
     return all(a.get(k) == b.get(k) for k in MACHINE_KEYS)
+
+
+def machine_label(env: dict[str, Any]) -> str:
+    """One line naming the machine kind of a result's ``env``: ``"AMD EPYC (avx512_core_bf16)"``, a GPU's
+    ``"NVIDIA H100 (sm 9.0, cuDNN 91002)"``, or ``"unrecorded (x86_64)"`` for results from before ``env`` named
+    the CPU."""
+    if env.get("device") == "cuda":
+        return f"{env.get('device_name')} (sm {env.get('gpu_capability')}, cuDNN {env.get('cudnn')})"
+    if "cpu_model" not in env:
+        return f"unrecorded ({env.get('device_name') or env.get('device')})"
+    return f"{env['cpu_model']} ({env.get('onednn_isa') or 'ISA unknown'})"

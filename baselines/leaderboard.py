@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .artifacts import atomic_write_text
+from .artifacts import atomic_write_text, machine_label
 from .metrics import HEADLINE_VIEW, VIEWS
 from .results import final_value, group_runs, load_results, mean_std, method_sort_key, mode_sort_key, protocol_id
 
@@ -69,6 +69,7 @@ def aggregate(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row.update({f"method.{k}": v for k, v in sorted(r0.get("method_protocol", {}).items())})
         row["wall_time_s"] = mean_std([sum(r["wall_time_per_task_s"]) for r in runs])[0]
         row["threads"] = r0["env"].get("num_threads")
+        row["machines"] = "; ".join(sorted({machine_label(r["env"]) for r in runs}))
         row["package_version"] = " ".join(sorted({str(r.get("package_version")) for r in runs}))
         row["git_commit"] = " ".join(sorted({str(r.get("git_commit")) for r in runs}))
         seed_protocol = (r0["setting"], r0["mode"]) == ("2-2", "overlap")  # the tutorial's setting and mode
@@ -79,7 +80,7 @@ def aggregate(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 BASE_COLUMNS = ["method", "setting", "mode", "device", "precision", "protocol_id", "presets", "n_seeds", "seeds"]
 TAIL_COLUMNS = ["epochs", "batch_size", "lr", "schedule", "warmup", "kd_lambda", "eval_split", "max_train", "max_test",
-                "wall_time_s", "threads", "package_version", "git_commit", "seed_reference_final_miou_bg"]
+                "wall_time_s", "threads", "machines", "package_version", "git_commit", "seed_reference_final_miou_bg"]
 
 
 def csv_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -164,6 +165,11 @@ def _sections(rows: list[dict[str, Any]], *, level: int = 2) -> list[str]:
                     cells.append(r["seed_reference_final_miou_bg"] or "—")
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+        by_machine: dict[str, list[str]] = {}
+        for r in rs:
+            by_machine.setdefault(r["machines"], []).append(r["method"])
+        lines += ["Machines (from each run's `env`; the same seed is bit-identical only on the same machine kind): "
+                  + "; ".join(f"{', '.join(ms)}: {m}" for m, ms in by_machine.items()) + ".", ""]
     return lines
 
 

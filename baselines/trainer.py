@@ -133,8 +133,9 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
               features: bool = False, state: dict[str, torch.Tensor] | None = None) -> Callable[..., torch.Tensor]:
     """One optimisation step on uint8 batches: ``step(x, y, t=None)``; returns the detached loss (no host sync).
 
-    ``t``: cached old-model logits of the batch (teacher caching); without it the frozen ``old_model`` (if
-    any) runs on the batch. ``label_fn(y, t, c_old=)``: a method's label rule, applied to the target channels
+    ``t``: cached old-model outputs of the batch (teacher caching): its logits, or with ``features`` a dict of
+    the logits (``"logits"``) and the old feature maps a method caches (``Method.cached_features``); without it
+    the frozen ``old_model`` (if any) runs on the batch. ``label_fn(y, t, c_old=)``: a method's label rule, applied to the target channels
     before the loss. ``features``: ``loss_fn`` is a method's ``feature_loss`` and gets the new and old
     model's intermediate maps (:func:`cemnist_baselines.methods.segnet_forward`) and ``state``."""
     amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike
@@ -160,13 +161,18 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
             y = label_fn(y, t.float(), c_old=c_old)
         return loss_fn(z.float(), y, None if t is None else t.float(), c_old=c_old, kd_lambda=cfg.kd_lambda)
 
-    def fwd_features(x: torch.Tensor, y: torch.Tensor, tb: torch.Tensor | None) -> torch.Tensor:
+    def fwd_features(x: torch.Tensor, y: torch.Tensor, tb: Any) -> torch.Tensor:
         from .methods import segnet_forward
 
         old_feats = None
+        t = None
+        if isinstance(tb, dict):  # cached: the logits and the maps the method needs, as the old model gave them
+            t = tb["logits"]
+            old_feats = {k: v for k, v in tb.items() if k != "logits"}
+        elif tb is not None:
+            t = tb
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             z, feats = segnet_forward(model, x)
-            t = tb
             if old_model is not None:
                 with torch.no_grad():
                     t, old_feats = segnet_forward(old_model, x)
@@ -211,17 +217,24 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def train_epoch(step: Callable[..., torch.Tensor], images: torch.Tensor, masks: torch.Tensor,
-                *, batch_size: int, generator: torch.Generator, teacher: torch.Tensor | None = None) -> torch.Tensor:
+                *, batch_size: int, generator: torch.Generator,
+                teacher: torch.Tensor | dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """One epoch over a device-resident uint8 split in an on-device random order; per-step losses (device).
 
-    ``teacher``: cached old-model logits aligned with ``images`` (gathered with the same indices)."""
+    ``teacher``: cached old-model logits aligned with ``images``, or a dict of such tensors (logits and feature
+    maps, :func:`teacher_outputs`), gathered with the same indices."""
     n = images.shape[0]
     perm = torch.randperm(n, generator=generator, device=images.device)
     nb = steps_per_epoch(n, batch_size)
     losses = torch.empty(nb, device=images.device)
     for b in range(nb):
         idx = perm[b * batch_size:(b + 1) * batch_size]
-        losses[b] = step(images[idx], masks[idx]) if teacher is None else step(images[idx], masks[idx], teacher[idx])
+        if teacher is None:
+            losses[b] = step(images[idx], masks[idx])
+        elif isinstance(teacher, dict):
+            losses[b] = step(images[idx], masks[idx], {k: v[idx] for k, v in teacher.items()})
+        else:
+            losses[b] = step(images[idx], masks[idx], teacher[idx])
     return losses
 
 
@@ -239,6 +252,29 @@ def teacher_logits(old_model: SimpleSegNet, images: torch.Tensor, *, batch_size:
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
             out.append(old_model(x).to(torch.bfloat16 if amp else torch.float32).contiguous())
     return torch.cat(out)
+
+
+@torch.inference_mode()
+def teacher_outputs(old_model: SimpleSegNet, images: torch.Tensor, *, features: tuple[str, ...], batch_size: int,
+                    amp: bool) -> dict[str, torch.Tensor]:
+    """:func:`teacher_logits` plus the old model's feature maps ``features`` (names of
+    :func:`cemnist_baselines.methods.segnet_forward`) for every image, computed once per task: ``{"logits": ...,
+    name: ...}``, stored as the old model outputs them (bf16 under bf16 autocast). Each image's outputs do not
+    depend on the other images of its batch on the CPUs measured (``tests/baselines/test_teacher_cache.py``), so
+    a run with this cache is bit-identical to one that runs the old model on every batch there."""
+    from .methods import segnet_forward
+
+    dev = images.device
+    dtype = torch.bfloat16 if amp else torch.float32
+    out: dict[str, list[torch.Tensor]] = {"logits": [], **{k: [] for k in features}}
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
+            t, feats = segnet_forward(old_model, x)
+        out["logits"].append(t.to(dtype).contiguous())
+        for k in features:
+            out[k].append(feats[k].to(dtype).contiguous())
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 @torch.inference_mode()
@@ -630,7 +666,11 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
             if cfg.channels_last:
                 old_model.to(memory_format=torch.channels_last)
             if cfg.teacher_cache and not meth.old_model_per_batch and not overrides(meth, "mix_batch"):
-                teacher = teacher_logits(old_model, images, batch_size=cfg.eval_batch_size, amp=amp)
+                if meth.features:
+                    teacher = teacher_outputs(old_model, images, features=meth.cached_features,
+                                              batch_size=cfg.eval_batch_size, amp=amp)
+                else:
+                    teacher = teacher_logits(old_model, images, batch_size=cfg.eval_batch_size, amp=amp)
         grow_head(model, len(tasks[t]), generator=make_generator(ctx.seed, torch.device("cpu"), "head", t),
                   balanced=meth.balanced_init)
         if overrides(meth, "before_task"):

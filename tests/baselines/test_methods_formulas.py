@@ -56,7 +56,8 @@ def test_ilt_is_ce_plus_100_kd_plus_100_mse_on_the_encoder_output():
     ilt = METHODS["ilt"]
     assert (ilt.kd_weight, ilt.de_weight) == (100.0, 100.0)  # MiB argparser.py, --method ILT
     assert ilt.protocol_values() == {"kd_weight": 100.0, "de_weight": 100.0}
-    assert ilt.features and ilt.old_model_per_batch and ilt.uses_old_model and not ilt.balanced_init
+    assert ilt.features and not ilt.old_model_per_batch and ilt.cached_features == ("enc3",)
+    assert ilt.uses_old_model and not ilt.balanced_init
     z, t = _rand(2, 5, 3, 3), _rand(2, 3, 3, 3, seed=1)
     y = torch.randint(0, 5, (2, 3, 3), generator=torch.Generator().manual_seed(2))
     y[0, 0, 0] = IGNORE

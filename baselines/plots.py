@@ -11,12 +11,13 @@ from cemnist_data.viz._io import new_figure, save_figure
 from .results import Curve, class_iou_matrix, metric_curves, single_group
 
 # Method line colours (Okabe–Ito order, distinct from nothing else needed; "joint" is the dashed upper bound).
-_METHOD_COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999933", "#882255")
+_METHOD_COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999933", "#882255",
+                  "#332288", "#44AA99", "#117733")
 _METRIC_NAMES = {"miou_bg": "mIoU incl. background", "miou": "mIoU over digits"}
 
 
 # the built-in incremental methods keep one colour in every picture (overlap and disjoint show different subsets)
-_BUILTIN_ORDER = ("naive", "kd", "ilt", "pl", "mib", "plop", "replay")
+_BUILTIN_ORDER = ("naive", "kd", "ilt", "pl", "mib", "plop", "replay", "lwf", "plop_tuned")
 
 
 def method_style(method: str, index: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -339,6 +340,59 @@ def cmd_pod_scale(a: argparse.Namespace) -> int:
     return 0
 
 
+def plop_threshold_report(old: SimpleSegNet, x: torch.Tensor, bg: torch.Tensor, *, n_classes: int,
+                          base: float = 0.001, nb_bins: int = 100) -> list[dict[str, float]]:
+    """Per old class, PLOP's entropy statistics of the background pixels ``bg`` [B, H, W] on images ``x``
+    (float [B, 1, H, W]) under the old model: pixel count, share in the histogram's first bin, the true median
+    of the normalised entropy, the bin holding it, and the threshold PLOP's ``find_median`` loop gives
+    (:func:`cemnist_baselines.methods.plop_find_median`)."""
+    from .methods import plop_entropy, plop_find_median, plop_histogram
+
+    with torch.no_grad():
+        logits = old(x)
+    hist = plop_histogram(logits, bg, n_classes=n_classes, nb_bins=nb_bins)
+    th = plop_find_median(hist, base=base)
+    p = torch.softmax(logits.float(), dim=1)
+    ent = (plop_entropy(p) / math.log(n_classes))[bg]
+    cls = p.argmax(dim=1)[bg]
+    out = []
+    for c in range(hist.shape[0]):
+        vals = ent[cls == c]
+        n = int(hist[c].sum())
+        med = float(vals.median()) if n else float("nan")
+        out.append({"pixels": n, "first_bin_share": float(hist[c, 0]) / n if n else float("nan"),
+                    "median": med, "median_bin": min(int(med * nb_bins), nb_bins - 1) if n else -1,
+                    "plop_threshold": float(th[c])})
+    return out
+
+
+def cmd_plop_thresholds(a: argparse.Namespace) -> int:
+    from .artifacts import load_checkpoint
+
+    tasks = resolve_tasks(a.setting, None, dataset_info(cache_dir=a.cache_dir))
+    if not 1 <= a.task < len(tasks):
+        raise ValueError(f"--task must be in 1..{len(tasks) - 1} for setting {a.setting}, got {a.task}")
+    f = Path(a.checkpoint)
+    if not f.is_file():
+        raise ValueError(f"{f} does not exist: the old model's checkpoint (step{a.task - 1}.safetensors of a run)")
+    w, _, _, _ = load_checkpoint(f)
+    old = SimpleSegNet(w["head.weight"].shape[0], width=w["head.weight"].shape[1])
+    old.load_state_dict(w)
+    old.eval()
+    imgs, masks = load_task_data(task=a.task, split="train", mode=a.mode, limit=a.n, cache_dir=a.cache_dir)
+    lut, _ = label_maps(tasks, a.task, torch.device("cpu"))
+    n_classes = 1 + sum(len(ts) for ts in tasks[: a.task + 1])
+    rows = plop_threshold_report(old, imgs.float().div(255)[:, None], lut[masks.long()] == 0, n_classes=n_classes)
+    print(f"PLOP's entropy thresholds before task {a.task} ({a.setting} {a.mode}, old model {f}, "
+          f"{imgs.shape[0]} training images; background pixels by the old model's class)\n")
+    print("| old class | pixels | in the first bin | median entropy (bin) | PLOP's find_median |")
+    print("|---|---|---|---|---|")
+    for c, r in enumerate(rows):
+        print(f"| {c} | {r['pixels']:,} | {r['first_bin_share']:.1%} | {r['median']:.4f} ({r['median_bin']}) | "
+              f"{r['plop_threshold']:.4g} |")
+    return 0
+
+
 def prediction_shares(conf: torch.Tensor, digits: Sequence[int]) -> torch.Tensor:
     """Where the pixels of ``digits`` go: shares [11] over predicted labels (0 = background, d + 1 = digit d)
     of a label-space confusion [11, 11] (true × predicted), summed over those digits' rows."""
@@ -405,6 +459,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ps.add_argument("--task", type=int, default=1)
     ps.add_argument("--n", type=int, default=256, help="first N training images of the task")
     ps.add_argument("--cache-dir", default=None)
+    pt = sub.add_parser("plop-thresholds", help="PLOP's entropy thresholds for a task from the old model's checkpoint")
+    pt.add_argument("--checkpoint", required=True, help="the old model: a run's step<task-1>.safetensors")
+    pt.add_argument("--mode", choices=["overlap", "disjoint"], default="overlap")
+    pt.add_argument("--setting", default="2-2")
+    pt.add_argument("--task", type=int, default=1)
+    pt.add_argument("--n", type=int, default=None, help="first N training images of the task (default all)")
+    pt.add_argument("--cache-dir", default=None)
     w = sub.add_parser("where", help="where the pixels of some digits go after a task (from stored confusions)")
     w.add_argument("--results", required=True)
     w.add_argument("--method", required=True)
@@ -415,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         return {"task0": cmd_task0, "plot": cmd_plot, "table": cmd_table, "budgets": cmd_budgets,
-                "pod-scale": cmd_pod_scale, "where": cmd_where}[a.cmd](a)
+                "pod-scale": cmd_pod_scale, "plop-thresholds": cmd_plop_thresholds, "where": cmd_where}[a.cmd](a)
     except ValueError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return 2

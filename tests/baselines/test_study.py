@@ -121,7 +121,7 @@ def test_pod_scale_cli_reads_a_results_folders_checkpoints(tiny_runs, capsys):
     assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--methods", "naive", "kd",
                        "--n", "8"]) == 0
     text = capsys.readouterr().out
-    assert "| naive | " in text and "| kd | " in text and "dec2.pre" in text and "first 8 training images" in text
+    assert "| naive | " in text and "| kd | " in text and "| dec2 |" in text and "first 8 training images" in text
     assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--methods", "plop"]) == 2
     assert "run `cemnist-baselines run --method plop" in capsys.readouterr().err
     assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--task", "0"]) == 2
@@ -164,3 +164,29 @@ def test_budget_axis_note_names_what_the_runs_share():
     assert study.budget_axis_note(rows) == "onecycle, batch 32"
     rows.append({"schedule": "constant", "batch_size": 72})
     assert study.budget_axis_note(rows) == "constant/onecycle, batch 32/72"
+
+
+def test_plop_threshold_report_is_find_median_with_its_inputs():
+    import math
+
+    import torch
+
+    from cemnist_baselines.methods import plop_entropy, plop_thresholds
+    from cemnist_baselines.model import SimpleSegNet
+
+    old = SimpleSegNet(3, width=4, generator=torch.Generator().manual_seed(1)).eval()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 1, 60, 60, generator=g)
+    bg = torch.rand(3, 60, 60, generator=g) < 0.7
+    rows = study.plop_threshold_report(old, x, bg, n_classes=5)
+    with torch.no_grad():
+        logits = old(x)
+    th, _ = plop_thresholds(logits, bg, n_classes=5)
+    assert [r["plop_threshold"] for r in rows] == pytest.approx(th.tolist())
+    assert sum(r["pixels"] for r in rows) == int(bg.sum())
+    p = torch.softmax(logits, dim=1)
+    ent, cls = (plop_entropy(p) / math.log(5))[bg], p.argmax(dim=1)[bg]
+    for c, r in enumerate(rows):
+        if r["pixels"]:
+            assert r["median"] == pytest.approx(float(ent[cls == c].median()))
+            assert r["first_bin_share"] == pytest.approx(float((ent[cls == c] < 0.01).float().mean()), abs=1e-9)

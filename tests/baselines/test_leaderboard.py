@@ -140,11 +140,12 @@ def _rows(d: dict[str, float], **kw) -> list[dict]:
 
 def test_targets_checker_passes_and_fails():
     targets = load_targets()
-    assert {t.method for t in targets} == {"naive", "kd", "mib", "joint", "ilt", "pl", "plop", "replay"}
+    assert {t.method for t in targets} == {"naive", "kd", "mib", "joint", "ilt", "pl", "plop", "plop_tuned",
+                                           "replay"}
     proto = get_config("default").protocol()
-    # ilt ties kd and plop ties mib: "atleast" passes on a tie
-    good = _rows({"naive": 0.9, "kd": 0.9, "mib": 0.95, "joint": 0.97, "ilt": 0.9, "pl": 0.92, "plop": 0.95,
-                  "replay": 0.91})
+    # ilt ties lwf and plop ties mib: "atleast" passes on a tie
+    good = _rows({"naive": 0.9, "kd": 0.9, "lwf": 0.9, "mib": 0.95, "joint": 0.97, "ilt": 0.9, "pl": 0.92,
+                  "plop": 0.95, "plop_tuned": 0.95, "replay": 0.91})
     # naive's old classes are at 0.9 -> the forgetting target fails; everything else passes
     res = check_targets(good, targets, protocol=proto)
     failed = {(t.method, t.metric) for t, _, ok, _ in res if not ok}
@@ -154,10 +155,11 @@ def test_targets_checker_passes_and_fails():
     assert ("mib", "future_bg.miou_bg", "min") in failed and ("mib", "future_bg.miou_bg", "above:kd") in failed
     assert ("naive", "future_bg.old", "max") not in failed
     # the expected shape of the methods issue: a tie fails "above" (pl = naive), a shortfall fails "atleast"
-    shape = _rows({"naive": 0.5, "kd": 0.6, "mib": 0.8, "joint": 0.97, "ilt": 0.59, "pl": 0.5, "plop": 0.79,
-                   "replay": 0.51})
+    shape = _rows({"naive": 0.5, "kd": 0.6, "lwf": 0.6, "mib": 0.8, "joint": 0.97, "ilt": 0.59, "pl": 0.5,
+                   "plop": 0.79, "plop_tuned": 0.8, "replay": 0.51})
     res = {(t.method, t.op): (ok, msg) for t, _, ok, msg in check_targets(shape, targets, protocol=proto)}
-    assert not res[("ilt", "atleast:kd")][0] and "(need >= kd's " in res[("ilt", "atleast:kd")][1]
+    assert not res[("ilt", "atleast:lwf")][0] and "(need >= lwf's " in res[("ilt", "atleast:lwf")][1]
+    assert res[("plop_tuned", "atleast:mib")][0] and res[("mib", "above:lwf")][0]
     assert res[("plop", "atleast:mib")] == (False, "plop.future_bg.first = 0.7900 (need >= mib's 0.8000)")
     assert not res[("pl", "above:naive")][0] and res[("replay", "above:naive")][0]
     # rows of another protocol are not looked at

@@ -1,7 +1,7 @@
-"""ILT, PL, PLOP and replay end to end on a shrunken tiny preset: every task trains, the method's protocol
+"""LwF, ILT, PL, PLOP and replay end to end on a shrunken tiny preset: every task trains, the method's protocol
 values and source are recorded, the method state survives --resume, and the runs share the task-0 model.
 
-Part of the default suite: five 5-task runs of 2 steps per task take about 13 s on an idle 2-core CPU
+Part of the default suite: six 5-task runs of 2 steps per task take about 13 s on an idle 2-core CPU
 (measured with --durations); the formulas themselves are tested in test_methods_formulas.py."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def new_runs(tmp_path_factory, small_cfg):
     from cemnist_baselines.runner import run_many
 
     out = tmp_path_factory.mktemp("new_methods")
-    res = run_many(methods=["naive", "ilt", "pl", "plop", "replay"], seeds=[0], cfg=small_cfg, out_dir=out,
+    res = run_many(methods=["naive", "lwf", "ilt", "pl", "plop", "replay"], seeds=[0], cfg=small_cfg, out_dir=out,
                    preset="tiny", device="cpu", progress=False)
     return out, {r["method"]: r for r in res}
 
@@ -34,7 +34,9 @@ def new_runs(tmp_path_factory, small_cfg):
 @pytest.mark.parametrize("method, values", [
     ("ilt", {"kd_weight": 100.0, "de_weight": 100.0}),
     ("pl", {}),
-    ("plop", {"pod_factor": 0.01, "pod_logits_factor": 0.0005, "threshold": 0.001}),
+    ("lwf", {"kd_weight": 100.0}),
+    ("plop", {"pod_factor": 0.01, "pod_logits_factor": 0.0005, "threshold": 0.001,
+              "pod_maps": "enc1.pre,enc2.pre,enc3.pre,dec1.pre,dec2", "median": "plop_find_median"}),
     ("replay", {"memory_size": 100, "per_batch": 8}),
 ])
 def test_method_runs_every_task(new_runs, method, values):

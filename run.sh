@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine: environment, the v1 dataset (rebuilt and checked against
 # the shipped manifest), the v1 baselines (default protocol), leaderboard, quality targets and the HTML report.
-#   CPU: seed 0 of naive kd mib joint on 2-2 overlap (the whole published board, 8 methods x 3 seeds x 2 modes,
+#   CPU: seed 0 of naive kd mib joint on 2-2 overlap (the whole published board, 10 methods x 3 seeds x 2 modes,
 #        takes hours on 2 cores), 2 runs at a time, one thread each (faster than one run on two threads:
 #        bench/bench_cpu_protocol.py)
 #   GPU: the whole board: every built-in method, seeds 0 1 2, overlap and disjoint, 4 runs at a time
-# Override with PRESET=tiny|default|long SEEDS="0 1 2" METHODS="all pl replay ilt plop"
+# Override with PRESET=tiny|default|long SEEDS="0 1 2" METHODS="all lwf pl replay ilt plop plop_tuned"
 #   MODES="overlap disjoint" JOBS=N OUT=DIR ./run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 if python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   JOBS="${JOBS:-4}"
   SEEDS="${SEEDS:-0 1 2}"
-  METHODS="${METHODS:-all pl replay ilt plop}"
+  METHODS="${METHODS:-all lwf pl replay ilt plop plop_tuned}"
   MODES="${MODES:-overlap disjoint}"
 else
   JOBS="${JOBS:-2}"

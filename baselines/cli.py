@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"],
-                   help="naive kd ilt pl mib plop replay joint, all (= naive kd mib joint, the default), an "
+                   help="naive kd lwf ilt pl mib plop plop_tuned replay joint, all (= naive kd mib joint, the default), an "
                         "installed plug-in's name, or module:Class (your own Method subclass)")
     r.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (default, long), 0 (tiny)")
     r.add_argument("--preset", default="default", choices=sorted(PRESETS))

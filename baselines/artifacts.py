@@ -130,7 +130,9 @@ def cpu_info(*, cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, 
 
 def env_info(device: torch.device) -> dict[str, Any]:
     """torch / CUDA versions, the device, and what decides its bits: on a CPU :func:`cpu_info` (``device_name``
-    is the CPU model); on a GPU its name, compute capability and cuDNN version, plus the host CPU."""
+    is the CPU model); on a GPU its name, compute capability and cuDNN version, plus the host CPU; and the
+    backend flags in force (:func:`cemnist_baselines.backends.backend_record`: float32 precision of cuDNN
+    convolutions and CUDA matmuls, cuDNN benchmarking and determinism)."""
     out: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda, "device": device.type}
     cpu = cpu_info()
     if device.type == "cuda":
@@ -139,9 +141,9 @@ def env_info(device: torch.device) -> dict[str, Any]:
         out["cudnn"] = torch.backends.cudnn.version()
     else:
         out["device_name"] = cpu["cpu_model"]
-    out.update({"num_threads": torch.get_num_threads(),
-                "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
-                "matmul_precision": torch.get_float32_matmul_precision(), **cpu})
+    from .backends import backend_record
+
+    out.update({"num_threads": torch.get_num_threads(), **backend_record(), **cpu})
     return out
 
 

@@ -1,6 +1,6 @@
 """``cemnist-baselines``: run baselines, build the leaderboard, check the quality targets, draw the report.
 
-  cemnist-baselines run --method mib --seeds 0 1 2 [--jobs K] [--preset tiny] [--device auto|cpu|cuda]
+  cemnist-baselines run --method mib --seeds 0 1 2 [--jobs K] [--preset tiny] [--device auto|cpu|cuda[:N]]
                         [--out DIR] [--resume] [--trace] [--overwrite]
   cemnist-baselines run --method all                    # naive kd mib joint, the default protocol
   cemnist-baselines run --method my_package.my_module:MyMethod   # your own Method subclass
@@ -37,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
                         "installed plug-in's name, or module:Class (your own Method subclass)")
     r.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (default, long), 0 (tiny)")
     r.add_argument("--preset", default="default", choices=sorted(PRESETS))
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    r.add_argument("--jobs", type=int, default=1, help="concurrent runs in separate processes")
+    r.add_argument("--device", default="auto",
+                   help="auto | cpu | cuda[:N]; with --jobs, cuda (no index) spreads the workers over the GPUs")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="concurrent runs in separate processes (several may share one GPU)")
     r.add_argument("--out", default=None, help="output folder (default runs/<preset>)")
     r.add_argument("--resume", action="store_true", help="continue from the last finished task of each run")
     r.add_argument("--overwrite", action="store_true",
@@ -63,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--compile", dest="compile", action="store_true", default=None, help="torch.compile the training step (default: off)")
     r.add_argument("--no-compile", dest="compile", action="store_false", help="do not compile (default)")
     r.add_argument("--cuda-graphs", action="store_true", default=None, help="capture the compiled step in CUDA graphs (implies --compile; CUDA only)")
+    r.add_argument("--deterministic", action="store_true", default=None,
+                   help="CUDA: cuDNN benchmarking off, deterministic algorithms (reruns on the same GPU, cuDNN and "
+                        "torch give the same numbers; slower). CPU runs are deterministic without it")
     r.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_false", default=None,
                    help="run the old model on every batch instead of caching its logits once per task")
     r.add_argument("--cache-dir", default=None, help="dataset cache (default $CEMNIST_CACHE or ~/.cache/cemnist)")
@@ -117,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, batch_size=a.batch_size,
                              lr=a.lr, lr_next=a.lr_next, schedule=a.schedule, warmup=a.warmup, kd_lambda=a.kd_lambda,
                              eval_split=a.eval_split, max_train=a.max_train, max_test=a.max_test,
-                             compile=a.compile, cuda_graphs=a.cuda_graphs, amp_bf16=amp, teacher_cache=a.teacher_cache)
+                             compile=a.compile, cuda_graphs=a.cuda_graphs, amp_bf16=amp, teacher_cache=a.teacher_cache,
+                             deterministic=a.deterministic)
             seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])
             out = Path(a.out or f"runs/{a.preset}")
             t0 = time.perf_counter()

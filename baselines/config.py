@@ -43,6 +43,7 @@ class TrainConfig:
     compile: bool = False                 # torch.compile the step (opt-in: each task compiles new graphs)
     cuda_graphs: bool = False             # compile with mode="reduce-overhead" (CUDA graphs; implies compile)
     cudnn_benchmark: bool = True          # let cuDNN time its conv algorithms once per shape (CUDA)
+    deterministic: bool = False           # CUDA: cuDNN benchmarking off, deterministic algorithms (warn_only)
     channels_last: bool = True            # NHWC convs (1.43x naive / 1.50x kd per epoch on a 2-core CPU:
                                           # bench/bench_train_epoch.py --device cpu --variants eager nchw)
     teacher_cache: bool = True            # kd/mib: old-model logits computed once per task, not every batch
@@ -107,12 +108,14 @@ class TrainConfig:
         return dataclasses.replace(self, **kw)
 
     def resolved(self, device_type: str) -> "TrainConfig":
-        """The config as it runs on ``device_type``: CUDA graphs (and cuDNN benchmarking) only on CUDA, where
-        CUDA graphs imply compile."""
+        """The config as it runs on ``device_type``: CUDA graphs, cuDNN benchmarking and ``deterministic`` only on
+        CUDA (a CPU run is deterministic as it is), where CUDA graphs imply compile and ``deterministic`` turns
+        benchmarking off."""
         cuda = device_type == "cuda"
         graphs = bool(self.cuda_graphs) and cuda
+        det = bool(self.deterministic) and cuda
         return self.replace(compile=bool(self.compile) or graphs, cuda_graphs=graphs, amp_bf16=bool(self.amp_bf16),
-                            cudnn_benchmark=bool(self.cudnn_benchmark) and cuda)
+                            cudnn_benchmark=bool(self.cudnn_benchmark) and cuda and not det, deterministic=det)
 
     def protocol(self) -> dict[str, Any]:
         """The protocol fields only (what a leaderboard row is keyed by, with data hashes and device type)."""
@@ -126,8 +129,8 @@ class TrainConfig:
 PROTOCOL_FIELDS: tuple[str, ...] = ("setting", "mode", "class_order", "epochs", "batch_size", "lr", "lr_next", "schedule",
                                     "warmup", "kd_lambda", "width", "amp_bf16", "eval_split", "max_train",
                                     "max_test")
-SPEED_FIELDS: tuple[str, ...] = ("compile", "cuda_graphs", "cudnn_benchmark", "channels_last", "teacher_cache",
-                                 "eval_batch_size")
+SPEED_FIELDS: tuple[str, ...] = ("compile", "cuda_graphs", "cudnn_benchmark", "deterministic", "channels_last",
+                                 "teacher_cache", "eval_batch_size")
 BEHAVIOUR_FIELDS: tuple[str, ...] = ("share_task0", "trace_every", "trace_panel", "dataset_path")
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -137,6 +140,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 2, "max_train": 64, "max_test": 32, "batch_size": 16, "trace_panel": 4, "amp_bf16": False},
 }
 DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"default": (0, 1, 2), "long": (0, 1, 2), "tiny": (0,)}
+
+
+def complete_config(d: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config dict with the fields it lacks set to their defaults: a result or checkpoint written
+    before a field existed ran with that field's default (e.g. ``deterministic``), so it compares equal."""
+    out = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in d}
+    out.update(d)
+    return out
 
 
 def get_config(preset: str = "default", **overrides: Any) -> TrainConfig:

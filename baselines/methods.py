@@ -268,7 +268,8 @@ class TaskContext:
     ``model`` is the network being trained (head already grown in ``before_task``), ``old_model`` the frozen
     model of the previous task (``None`` at task 0 or when ``uses_old_model`` is False). ``state`` is the run's
     method state: a flat ``{name: tensor}`` dict that hooks may read and write; it is saved in every per-task
-    checkpoint (safetensors, so tensors only) and restored by ``--resume``. ``seed`` is the run seed: derive
+    checkpoint (safetensors, so tensors only) and restored by ``--resume``; its tensors live on ``device`` (the
+    trainer moves what a hook leaves elsewhere there after the hook). ``seed`` is the run seed: derive
     generators from it with :func:`cemnist_baselines.trainer.make_generator` (never the global RNG)."""
 
     task: int
@@ -505,7 +506,7 @@ class PLOP(Method):
     def feature_loss(self, z, y, t, feats, old_feats, *, c_old, kd_lambda, state):  # type: ignore[override]
         n_classes = z.shape[1]
         cls = plop_pseudo_ce(z, y, t, c_old=c_old, thresholds=state["plop.thresholds"],
-                             max_entropy=float(state["plop.max_entropy"]))
+                             max_entropy=math.log(n_classes))  # = state["plop.max_entropy"], without a host sync
         pod = local_pod_loss([old_feats[n] for n in PLOP_MAPS] + [t], [feats[n] for n in PLOP_MAPS] + [z],
                              c_old=c_old, n_classes=n_classes, n_new=n_classes - c_old, factor=self.pod_factor,
                              logits_factor=self.pod_logits_factor)
@@ -535,8 +536,9 @@ class Replay(Method):
     ``make_generator(seed, "cpu", "replay-memory", digit)``; an image already chosen for another class of the
     same task is skipped. A class keeps a prefix of its ranking when its quota shrinks, so the memory after
     task t is a function of the seed and the data only. Each training batch at t > 0 gets ``per_batch``
-    distinct memory images drawn by ``make_generator(seed, device, "replay-batch", t)``. The memory is part
-    of the run state (checkpointed). Memory size and images per batch are protocol values."""
+    distinct memory images drawn by the CPU generator ``make_generator(seed, "cpu", "replay-batch", t)`` (the
+    same draws on every device). The memory is part of the run state (checkpointed) and lives on the run's
+    device with the training data. Memory size and images per batch are protocol values."""
 
     memory_size: int = 100
     per_batch: int = 8
@@ -546,9 +548,9 @@ class Replay(Method):
 
         seen = [d for ts in ctx.tasks[: ctx.task + 1] for d in ts]
         quotas = dict(zip(seen, memory_quotas(self.memory_size, len(seen))))
-        old_x = ctx.state.get("replay.images")
-        old_y = ctx.state.get("replay.masks")
-        old_c = ctx.state.get("replay.digit")
+        dev = ctx.device  # the state's one device: what a checkpoint restored may arrive elsewhere
+        old_x, old_y, old_c = (None if v is None else v.to(dev) for v in
+                               (ctx.state.get(f"replay.{k}") for k in ("images", "masks", "digit")))
         xs, ys, cs = [], [], []
         for d in seen:
             if d not in ctx.tasks[ctx.task]:  # a class of an earlier task: keep a prefix of its ranking
@@ -564,9 +566,9 @@ class Replay(Method):
             has = (masks == d + 1).flatten(1).any(dim=1)
             chosen = [int(i) for i in order.tolist() if bool(has[i]) and int(i) not in taken][: quotas[d]]
             taken.update(chosen)
-            sel = torch.tensor(chosen, dtype=torch.int64)
-            xs.append(ctx.images.cpu()[sel]); ys.append(masks[sel])
-            cs.append(torch.full((len(chosen),), d, dtype=torch.int64))
+            sel = torch.tensor(chosen, dtype=torch.int64).to(dev)
+            xs.append(ctx.images.to(dev)[sel]); ys.append(ctx.masks.to(dev)[sel])
+            cs.append(torch.full((len(chosen),), d, dtype=torch.int64, device=dev))
         ctx.state["replay.images"] = torch.cat(xs).contiguous()
         ctx.state["replay.masks"] = torch.cat(ys).contiguous()
         ctx.state["replay.digit"] = torch.cat(cs).contiguous()
@@ -574,7 +576,8 @@ class Replay(Method):
     def mix_batch(self, x, y, *, state, generator):  # type: ignore[override]
         mx, my = state["replay.images"], state["replay.masks"]
         k = min(self.per_batch, mx.shape[0])
-        j = torch.randperm(mx.shape[0], generator=generator, device=generator.device)[:k].to(mx.device)
+        j = torch.randperm(mx.shape[0], generator=generator, device=generator.device)[:k]
+        j = j.to(mx.device, non_blocking=True)  # the memory is on the device: 8 indices go there, nothing comes back
         return torch.cat([x, mx[j].to(x.device)]), torch.cat([y, my[j].to(y.device)])
 
     def protocol_values(self) -> dict[str, object]:

@@ -45,7 +45,10 @@ def _finished(path: Path, config: dict[str, Any]) -> bool | str:
         r = load_result(path)
     except ResultError as e:
         return f"result JSON unusable: {e}"
-    return True if r.get("config") == config else "result JSON is of another config (stale)"
+    from .config import complete_config
+
+    same = complete_config(r.get("config", {})) == complete_config(config)
+    return True if same else "result JSON is of another config (stale)"
 
 
 def format_progress(entries: list[dict[str, Any]]) -> str:

@@ -1,8 +1,10 @@
 """Run several (method, seed) runs, sequentially or concurrently in spawned processes (``--jobs K``).
 
-One small run leaves a GPU mostly idle; K processes sharing it raise total throughput. Runs of the
-same seed share the task-0 checkpoint (a file lock makes concurrent runs wait for the one computing it);
-the schedule starts one incremental run per seed first so that nobody waits.
+One small run leaves a GPU mostly idle; K processes sharing it raise total throughput. With ``--device cuda``
+(no index) the workers are spread over the visible GPUs round-robin (worker i on ``cuda:{i % #GPUs}``);
+``--device cuda:N`` puts every worker on GPU N. Runs of the same seed share the task-0 checkpoint (a file lock
+makes concurrent runs wait for the one computing it); the schedule starts one incremental run per seed first so
+that nobody waits.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .config import TrainConfig
+from .config import TrainConfig, complete_config
 from .methods import get_method
 from .trainer import check_mode, check_seed, resolve_device, run_one, run_stem
 
@@ -55,6 +57,23 @@ def schedule(methods: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, in
 
 
 _QUEUE: Any = None
+_DEVICE: str | None = None  # this worker's device (set by _init_worker)
+
+
+def worker_device(device: torch.device, index: int, n_devices: int) -> torch.device:
+    """The device of ``--jobs`` worker ``index``: ``cuda`` without an index spreads the workers over the
+    ``n_devices`` visible GPUs round-robin (``cuda:{index % n_devices}``); any other device is every worker's."""
+    if device.type != "cuda" or device.index is not None:
+        return device
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+        raise ValueError(f"n_devices must be an integer >= 1 for --device cuda, got {n_devices!r}")
+    return torch.device("cuda", index % n_devices)
+
+
+def compile_threads(jobs: int, *, cpu_count: int | None = None) -> int:
+    """Inductor compile threads per ``--jobs`` worker (``TORCHINDUCTOR_COMPILE_THREADS``): the CPUs shared
+    among the workers, at least 1 (each worker would otherwise start a pool of one process per CPU)."""
+    return max(1, (cpu_count if cpu_count is not None else (os.cpu_count() or 1)) // max(1, jobs))
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -70,15 +89,36 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _init_worker(threads: int, q: Any, parent_pid: int) -> None:
+def _init_worker(threads: int, q: Any, parent_pid: int, counter: Any = None, device: str = "cpu",
+                 n_devices: int = 0, inductor_threads: int = 0) -> None:
     global _QUEUE
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates workers on SIGINT/SIGTERM
     torch.set_num_threads(threads)
     _QUEUE = q
+    index = 0
+    if counter is not None:
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+    setup_worker(index, device=device, n_devices=n_devices, inductor_threads=inductor_threads)
+
+
+def setup_worker(index: int, *, device: str, n_devices: int, inductor_threads: int) -> str:
+    """Set up ``--jobs`` worker ``index`` (0, 1, ... in start order): its device (:func:`worker_device`) and,
+    with ``inductor_threads`` > 0 (``--compile``), ``TORCHINDUCTOR_COMPILE_THREADS``; returns the device."""
+    global _DEVICE
+    if inductor_threads > 0:
+        os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(inductor_threads)
+        if "torch._inductor.config" in sys.modules:  # read at import: set the live value too
+            sys.modules["torch._inductor.config"].compile_threads = inductor_threads
+    _DEVICE = str(worker_device(torch.device(device), index, n_devices))
+    return _DEVICE
 
 
 def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if _DEVICE is not None:
+        kwargs = dict(kwargs, device=_DEVICE)
     return run_one(**kwargs, progress=False, progress_cb=_QUEUE.put)
 
 
@@ -107,9 +147,9 @@ def check_out_folder(out_dir: str | Path, plan: Sequence[tuple[str, int]], cfg_d
         except ResultError as e:
             clash.append(f"{p.name} (unreadable: {e})")
             continue
-        if old.get("config") != cfg_dict:
-            diff = sorted(k for k in set(old.get("config", {})) | set(cfg_dict)
-                          if old.get("config", {}).get(k) != cfg_dict.get(k))
+        old_cfg = complete_config(old.get("config", {}))
+        if old_cfg != cfg_dict:
+            diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if old_cfg.get(k) != cfg_dict.get(k))
             clash.append(f"{p.name} (config differs in {diff}, preset {old.get('preset')!r})")
     if clash:
         raise ValueError(f"{out} already holds other runs of the same method/seed: {'; '.join(clash)}. "
@@ -175,8 +215,11 @@ def _run_pool(plan: Sequence[tuple[str, int]], common: dict[str, Any], *, jobs: 
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // jobs) if dev.type == "cpu" else 1
     q = ctx.Queue()
-    ex = ProcessPoolExecutor(max_workers=min(jobs, len(plan)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, q, os.getpid()))
+    workers = min(jobs, len(plan))
+    n_devices = torch.cuda.device_count() if dev.type == "cuda" else 0  # no CUDA context in this process
+    inductor = compile_threads(workers) if cfg.resolved(dev.type).compile else 0
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads, q, os.getpid(), ctx.Value("i", 0), str(dev), n_devices, inductor))
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Terminated()

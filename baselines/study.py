@@ -61,7 +61,7 @@ def task0_curve(cfg: TrainConfig, *, seed: int, device: str = "cpu", cache_dir: 
     nb = steps_per_epoch(x.shape[0], cfg.batch_size)
     step = make_step(model, None, METHODS["naive"].loss, lut, cfg=cfg, c_old=model.num_classes, device=dev,
                      total_steps=cfg.epochs * nb)
-    gen = make_generator(seed, dev, "shuffle", 0)
+    gen = make_generator(seed, torch.device("cpu"), "shuffle", 0)  # the trainer's batches on every device
     curve = []
     t0 = time.perf_counter()
     train_s = 0.0

@@ -1,12 +1,14 @@
 """The one shared trainer: every method is a loss on top of :func:`run_one`.
 
-Speed: each split lives on the device as uint8, batches are gathered by an on-device permutation drawn
-from a seeded ``torch.Generator`` and converted to float inside the (optionally compiled, optionally
-CUDA-graph-captured) step. No global RNG is used: init, head growth and shuffling each get their own
-generator, derived from the run seed and the task index, so a resumed run replays exactly.
+Speed: each split lives on the device as uint8, batches are gathered by a permutation drawn once per epoch
+from a seeded CPU ``torch.Generator`` (so every device sees the same batches) and moved to the device, and
+converted to float inside the (optionally compiled, optionally CUDA-graph-captured) step. No global RNG is
+used: init, head growth, shuffling and replay draws each get their own generator, derived from the run seed
+and the task index, so a resumed run replays exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -21,7 +23,8 @@ import torch
 from . import __version__
 from .artifacts import (atomic_save_safetensors, atomic_write_text, env_info, git_commit, load_checkpoint,
                         save_checkpoint)
-from .config import TrainConfig
+from .backends import apply_backend_settings, backend_settings
+from .config import TrainConfig, complete_config
 from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, load_eval_pool, load_joint_train,
                    load_task_data, resolve_tasks)
 from .methods import METHODS, Method, TaskContext, get_method, overrides
@@ -33,7 +36,8 @@ ProgressCb = Callable[[float], None]
 
 # ----------------------------------------------------------------------------- small helpers
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cuda`` without CUDA is a RuntimeError."""
+    """``auto`` -> cuda if available else cpu; ``cuda`` without CUDA is a RuntimeError; ``cuda:N`` with N not a
+    device of this machine is a ValueError naming the devices there are."""
     d = str(device)
     if d == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -45,6 +49,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         )
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {d!r}: use auto, cpu or cuda[:N]")
+    if dev.type == "cuda" and dev.index is not None:
+        n = torch.cuda.device_count()
+        if not 0 <= dev.index < n:
+            names = ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(n))
+            raise ValueError(f"--device {d}: CUDA device index must be in [0, {n - 1}] on this machine, got "
+                             f"{dev.index}; its {n} device(s): {names or 'none'}")
     return dev
 
 
@@ -68,6 +78,9 @@ def derive_seed(seed: int, *parts: Any) -> int:
 
 
 def make_generator(seed: int, device: torch.device, *parts: Any) -> torch.Generator:
+    """A generator on ``device`` seeded with :func:`derive_seed` ``(seed, *parts)``. The trainer draws every
+    permutation from CPU generators (the same numbers on every device); CUDA's ``randperm`` is another
+    algorithm than the CPU's."""
     g = torch.Generator(device=device)
     g.manual_seed(derive_seed(seed, *parts))
     return g
@@ -139,8 +152,7 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
     before the loss. ``features``: ``loss_fn`` is a method's ``feature_loss`` and gets the new and old
     model's intermediate maps (:func:`cemnist_baselines.methods.segnet_forward`) and ``state``."""
     amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = bool(cfg.cudnn_benchmark)
+    apply_backend_settings(cfg, device)  # CUDA: IEEE fp32, cuDNN benchmarking, determinism (run_one restores them)
     if cfg.channels_last:  # in place; values unchanged (checkpoints store contiguous copies)
         model.to(memory_format=torch.channels_last)
         if old_model is not None:
@@ -216,15 +228,31 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def epoch_order(n: int, *, generator: torch.Generator) -> torch.Tensor:
+    """The order of one epoch over ``n`` images: ``torch.randperm`` drawn from the CPU ``generator`` (int64, CPU),
+    the same on every device. A generator on another device is a ValueError (CUDA's ``randperm`` is another
+    algorithm: a GPU run would not see the CPU board's batches)."""
+    if generator.device.type != "cpu":
+        raise ValueError(f"epoch_order needs a CPU generator (the batch order must not depend on the device), "
+                         f"got one on {generator.device}")
+    return torch.randperm(n, generator=generator, device="cpu")
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device`` without waiting for the device (a no-op when it is there)."""
+    return t.to(device, non_blocking=True)
+
+
 def train_epoch(step: Callable[..., torch.Tensor], images: torch.Tensor, masks: torch.Tensor,
                 *, batch_size: int, generator: torch.Generator,
                 teacher: torch.Tensor | dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """One epoch over a device-resident uint8 split in an on-device random order; per-step losses (device).
+    """One epoch over a device-resident uint8 split in a random order; per-step losses (device).
 
-    ``teacher``: cached old-model logits aligned with ``images``, or a dict of such tensors (logits and feature
-    maps, :func:`teacher_outputs`), gathered with the same indices."""
+    The order is :func:`epoch_order` from the CPU ``generator``, moved to the device once (8 bytes per image):
+    the batches are the same on every device. ``teacher``: cached old-model logits aligned with ``images``, or a
+    dict of such tensors (logits and feature maps, :func:`teacher_outputs`), gathered with the same indices."""
     n = images.shape[0]
-    perm = torch.randperm(n, generator=generator, device=images.device)
+    perm = to_device(epoch_order(n, generator=generator), images.device)
     nb = steps_per_epoch(n, batch_size)
     losses = torch.empty(nb, device=images.device)
     for b in range(nb):
@@ -341,17 +369,28 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
+def gpu_identity(device: torch.device) -> dict[str, Any]:
+    """What decides a CUDA device's bits besides torch: GPU name, compute capability, cuDNN and CUDA versions."""
+    return {"gpu": torch.cuda.get_device_name(device),
+            "capability": ".".join(map(str, torch.cuda.get_device_capability(device))),
+            "cudnn": torch.backends.cudnn.version(), "cuda": torch.version.cuda}
+
+
 def task0_key(cfg: TrainConfig, seed: int, device: torch.device, trace: bool, hashes: dict[str, str]) -> str:
     """Key of the shared task-0 checkpoint: everything that can change the task-0 weights or what the file
     holds (config minus method-only fields, seed, device type, trace flag, data hashes, package version, git
-    commit with dirty marker, a hash of the package's source, torch version, thread count, precision)."""
+    commit with dirty marker, a hash of the package's source, torch version, thread count, precision; on CUDA
+    also :func:`gpu_identity`, so a checkpoint of one GPU model or cuDNN is never reused on another)."""
     d = cfg.to_dict()
     for k in ("kd_lambda", "share_task0", "teacher_cache"):  # do not influence task 0
         d.pop(k)
-    blob = json.dumps({"cfg": d, "seed": seed, "device": device.type, "trace": trace, "data": hashes,
-                       "package": __version__, "commit": git_commit(), "code": code_fingerprint(),
-                       "torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "precision": cfg.precision}, sort_keys=True)
+    key: dict[str, Any] = {"cfg": d, "seed": seed, "device": device.type, "trace": trace, "data": hashes,
+                           "package": __version__, "commit": git_commit(), "code": code_fingerprint(),
+                           "torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "precision": cfg.precision}
+    if device.type == "cuda":
+        key["gpu"] = gpu_identity(device)
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -376,8 +415,21 @@ def run_one(
     with ``cfg.max_test``) in the full label space. Files under ``out_dir``: ``{stem}.json``,
     ``{stem}.trace.safetensors`` (with ``trace``), per-task checkpoints in ``checkpoints/{stem}/step{i}.safetensors``
     and the shared task-0 checkpoints in ``checkpoints/_shared/``. ``progress_cb(units)`` receives progress in
-    task units (total = #tasks).
+    task units (total = #tasks). On CUDA the run sets the backend flags of :mod:`cemnist_baselines.backends`
+    (IEEE fp32, cuDNN benchmarking, ``cfg.deterministic``) and restores the previous ones when it ends.
     """
+    dev = resolve_device(device)
+    current = torch.cuda.device(dev) if dev.type == "cuda" and dev.index is not None else contextlib.nullcontext()
+    with backend_settings(cfg.resolved(dev.type), dev), current:
+        return _run_one(method=method, seed=seed, cfg=cfg, out_dir=out_dir, preset=preset, device=dev, resume=resume,
+                        overwrite=overwrite, trace=trace, progress=progress, progress_cb=progress_cb,
+                        cache_dir=cache_dir)
+
+
+def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str | Path, preset: str,
+             device: torch.device, resume: bool, overwrite: bool, trace: bool, progress: bool,
+             progress_cb: ProgressCb | None, cache_dir: str | None) -> dict[str, Any]:
+    """:func:`run_one` inside its backend settings."""
     meth = get_method(method) if isinstance(method, str) else method
     seed = check_seed(seed)
     check_mode(cfg.mode)
@@ -397,9 +449,9 @@ def run_one(
         from .results import load_result
 
         res = load_result(result_path)  # a damaged file is an error naming it
-        if res.get("config") != cfg_dict:
-            diff = sorted(k for k in set(res.get("config", {})) | set(cfg_dict)
-                          if res.get("config", {}).get(k) != cfg_dict.get(k))
+        old_cfg = complete_config(res.get("config", {}))
+        if old_cfg != cfg_dict:
+            diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if old_cfg.get(k) != cfg_dict.get(k))
             raise ValueError(f"{result_path} holds a run with another config (fields {diff}); use another output "
                              f"folder, or --overwrite to replace it")
         if resume:
@@ -455,6 +507,7 @@ def run_one(
     def restore(path: Path) -> None:
         nonlocal steps, walls, shared_task0
         state, extra, c, prog = load_checkpoint(path)
+        c = complete_config(c)
         if c != cfg_dict or prog["method"] != meth.name or prog["seed"] != seed:
             diff = sorted(k for k in set(c) | set(cfg_dict) if c.get(k) != cfg_dict.get(k))
             raise ValueError(f"checkpoint {path} was written by a different run (config fields differing: {diff}, "
@@ -464,7 +517,8 @@ def run_one(
         model.load_state_dict({k: v.to(dev) for k, v in state.items()})
         steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], prog["shared_task0"]
         mstate.clear()
-        mstate.update({k[len("method."):]: v.to(dev) for k, v in extra.items() if k.startswith("method.")})
+        mstate.update({k[len("method."):]: v for k, v in extra.items() if k.startswith("method.")})
+        state_to_device(mstate, dev)
         if tr is not None:
             if "epoch_confusion" not in extra:
                 raise ValueError(f"checkpoint {path} has no trace; resume without --resume's --trace or rerun from scratch")
@@ -640,6 +694,15 @@ def _after_task(ctx: _RunContext, t: int, data: tuple[torch.Tensor, torch.Tensor
     lut, _ = label_maps(ctx.tasks, t, ctx.dev)
     n_old = 1 + sum(len(ts) for ts in ctx.tasks[:t])
     ctx.meth.after_task(task_context(ctx, t, data[0], data[1], lut, None, n_old))
+    state_to_device(ctx.state, ctx.dev)
+
+
+def state_to_device(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Move the method state's tensors to the run's device, in place: the state lives on one declared device
+    (``TaskContext.device``), whatever a hook or a checkpoint left elsewhere (a no-op for tensors already there)."""
+    for k, v in state.items():
+        if v.device != device:
+            state[k] = v.to(device)
 
 
 def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
@@ -675,6 +738,7 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
                   balanced=meth.balanced_init)
         if overrides(meth, "before_task"):
             meth.before_task(task_context(ctx, t, images, masks, lut, old_model, c_old))
+            state_to_device(ctx.state, dev)
     loss_fn = meth.loss if (t > 0 or meth.joint) else METHODS["naive"].loss
     features = bool(meth.features and t > 0)
     if features:
@@ -688,8 +752,8 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
                      device=dev, total_steps=total, lr=task_lr, label_fn=label_fn, features=features,
                      state=ctx.state)
     if t > 0 and overrides(meth, "mix_batch"):
-        step = _mixing_step(step, meth, ctx.state, make_generator(ctx.seed, dev, "replay-batch", t))
-    gen = make_generator(ctx.seed, dev, "shuffle", "joint" if meth.joint else t)
+        step = _mixing_step(step, meth, ctx.state, make_generator(ctx.seed, torch.device("cpu"), "replay-batch", t))
+    gen = make_generator(ctx.seed, torch.device("cpu"), "shuffle", "joint" if meth.joint else t)  # any device
     seen_labels = ch2lab.tolist()
     recorded = set(trace_epochs(epochs, cfg.trace_every))
     conf = None

@@ -1,15 +1,21 @@
 """Seconds per training epoch: a seed-style loop vs the baselines' fast path, same hyperparameters, one run.
 
 seed-style: float32 CPU tensors through a torch DataLoader (shuffle), per-batch host->device copies, eager
-fp32 model. fast path: the split resident on the device as uint8, on-device shuffling with a seeded
-torch.Generator, float conversion inside the trainer's step. Variants of the fast path (``--variants``):
-``eager`` (the leaderboard's default: fp32, channels_last, not compiled), ``compiled``, ``graphs`` (compiled
-with CUDA graphs), ``bf16`` (eager + bf16 autocast), ``bf16-graphs``, ``nchw`` (eager, contiguous NCHW).
-Data: overlap-task0 + task1 train images of the release (5,000). Every line prints the seed-style time
-measured in the same process and the ratio.
+fp32 model under torch's default flags (on a GPU: TF32 convolutions, as the tutorial's code gets them). fast path: the split resident on the device as uint8, batch order from a seeded CPU
+torch.Generator (moved to the device once per epoch), float conversion inside the trainer's step. Variants of
+the fast path (``--variants``), each the ``default`` preset's config with a few speed fields changed:
+
+- ``eager``: the default protocol as the leaderboard runs it: **bf16 autocast**, channels_last, not compiled;
+- ``fp32``: the same in fp32 (IEEE on CUDA, no TF32: the ``long`` and ``tiny`` presets' precision);
+- ``compiled``, ``graphs`` (compiled with CUDA graphs), ``nchw`` (eager, contiguous NCHW): bf16 like ``eager``;
+- ``fp32-graphs``: fp32 compiled with CUDA graphs;
+- ``bf16``, ``bf16-graphs``: old names of ``eager`` and ``graphs`` (kept for old command lines).
+
+Every line prints the variant's precision. Data: overlap-task0 + task1 train images of the release (5,000).
+Every line prints the seed-style time measured in the same process and the ratio.
 
     python bench/bench_train_epoch.py --device cuda                        # naive + kd, default fast path
-    python bench/bench_train_epoch.py --device cuda --method naive --variants compiled graphs bf16-graphs
+    python bench/bench_train_epoch.py --device cuda --method naive --variants fp32 compiled graphs fp32-graphs
     python bench/bench_train_epoch.py --device cpu                         # CPU smoke run (about a minute)
 """
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -25,7 +32,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cemnist_baselines.artifacts import atomic_write_text
-from cemnist_baselines.config import get_config
+from cemnist_baselines.backends import backend_settings
+from cemnist_baselines.config import TrainConfig, get_config
 from cemnist_baselines.data import load_task_data
 from cemnist_baselines.methods import tutorial_kd_loss
 from cemnist_baselines.model import SimpleSegNet, grow_head
@@ -51,13 +59,15 @@ def seed_style_epoch(model, old, loader, dev, lr_opt, kd_lambda):
         lr_opt.step()
 
 
-VARIANTS: dict[str, dict] = {
+VARIANTS: dict[str, dict] = {  # overrides of the default preset (bf16 autocast, channels_last, eager)
     "eager": {},
+    "fp32": {"amp_bf16": False},
     "compiled": {"compile": True},
     "graphs": {"compile": True, "cuda_graphs": True},
-    "bf16": {"amp_bf16": True},
-    "bf16-graphs": {"compile": True, "cuda_graphs": True, "amp_bf16": True},
+    "fp32-graphs": {"compile": True, "cuda_graphs": True, "amp_bf16": False},
     "nchw": {"channels_last": False},  # eager without channels_last (the default's memory format)
+    "bf16": {"amp_bf16": True},        # = eager (old name)
+    "bf16-graphs": {"compile": True, "cuda_graphs": True, "amp_bf16": True},  # = graphs (old name)
 }
 
 
@@ -95,37 +105,46 @@ def bench(method: str, images: torch.Tensor, masks: torch.Tensor, *, dev: torch.
     x_dev, y_dev = images.to(dev), masks.to(dev)  # the fast path's resident split, shared by the variants
     for v in variants:
         vcfg = get_config("default", **VARIANTS[v]).resolved(dev.type)
-        torch.compiler.reset()  # fresh compile caches per variant (no recompile-limit fallbacks to eager)
-        model = copy.deepcopy(base).to(dev)
-        o = None if old is None else copy.deepcopy(old).to(dev)
-        step = make_step(model, o, (lambda z, y, t_, *, c_old, kd_lambda: F.cross_entropy(z, y, ignore_index=255)
-                                    + (0 if t_ is None else kd_lambda * tutorial_kd_loss(z, t_))),
-                         lut.to(dev), cfg=vcfg, c_old=3, device=dev,
-                         total_steps=(warmup + epochs) * -(-x_dev.shape[0] // vcfg.batch_size))
-        g = torch.Generator(device=dev)
-        g.manual_seed(0)
-        times = []
-        t_first = None
-        for e in range(warmup + epochs):
-            _sync(dev)
-            t0 = time.perf_counter()
-            losses = train_epoch(step, x_dev, y_dev, batch_size=vcfg.batch_size, generator=g)
-            _sync(dev)
-            if e == 0:
-                t_first = time.perf_counter() - t0
-            if e >= warmup:
-                times.append(time.perf_counter() - t0)
-        if not bool(torch.isfinite(losses).all()):
-            raise FloatingPointError(f"{method}/{v}: non-finite loss in the fast path")
-        row = dict(out, variant=v, fast_s_per_epoch=statistics.median(times), first_epoch_s=t_first,
-                   fast_config={"compile": vcfg.compile, "cuda_graphs": vcfg.cuda_graphs, "amp_bf16": vcfg.amp_bf16,
-                                "cudnn_benchmark": vcfg.cudnn_benchmark, "channels_last": vcfg.channels_last})
-        row["speedup"] = row["seed_style_s_per_epoch"] / row["fast_s_per_epoch"]
-        rows.append(row)
+        with backend_settings(vcfg, dev):  # the trainer's flags (IEEE fp32 on CUDA) for this variant only
+            rows.append(_time_variant(v, vcfg, base, old, lut, x_dev, y_dev, out, dev=dev, method=method,
+                                      epochs=epochs, warmup=warmup))
     return rows
 
 
-def main() -> None:
+def _time_variant(v: str, vcfg: TrainConfig, base: SimpleSegNet, old: SimpleSegNet | None, lut: torch.Tensor,
+                  x_dev: torch.Tensor, y_dev: torch.Tensor, out: dict, *, dev: torch.device, method: str,
+                  epochs: int, warmup: int) -> dict:
+    """Seconds per epoch of the fast path with config ``vcfg``: one row."""
+    torch.compiler.reset()  # fresh compile caches per variant (no recompile-limit fallbacks to eager)
+    model = copy.deepcopy(base).to(dev)
+    o = None if old is None else copy.deepcopy(old).to(dev)
+    step = make_step(model, o, (lambda z, y, t_, *, c_old, kd_lambda: F.cross_entropy(z, y, ignore_index=255)
+                                + (0 if t_ is None else kd_lambda * tutorial_kd_loss(z, t_))),
+                     lut.to(dev), cfg=vcfg, c_old=3, device=dev,
+                     total_steps=(warmup + epochs) * -(-x_dev.shape[0] // vcfg.batch_size))
+    g = torch.Generator().manual_seed(0)  # CPU: the trainer's batch order on every device
+    times = []
+    t_first = None
+    for e in range(warmup + epochs):
+        _sync(dev)
+        t0 = time.perf_counter()
+        losses = train_epoch(step, x_dev, y_dev, batch_size=vcfg.batch_size, generator=g)
+        _sync(dev)
+        if e == 0:
+            t_first = time.perf_counter() - t0
+        if e >= warmup:
+            times.append(time.perf_counter() - t0)
+    if not bool(torch.isfinite(losses).all()):
+        raise FloatingPointError(f"{method}/{v}: non-finite loss in the fast path")
+    row = dict(out, variant=v, precision=vcfg.precision, fast_s_per_epoch=statistics.median(times),
+               first_epoch_s=t_first,
+               fast_config={"compile": vcfg.compile, "cuda_graphs": vcfg.cuda_graphs, "amp_bf16": vcfg.amp_bf16,
+                            "cudnn_benchmark": vcfg.cudnn_benchmark, "channels_last": vcfg.channels_last})
+    row["speedup"] = row["seed_style_s_per_epoch"] / row["fast_s_per_epoch"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
     p.add_argument("--method", choices=["naive", "kd", "both"], default="both")
@@ -135,8 +154,12 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["eager"],
                    help="fast-path variants to time against the seed-style loop (default: eager)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    a = p.parse_args()
-    dev = resolve_device(a.device)
+    a = p.parse_args(argv)
+    try:
+        dev = resolve_device(a.device)
+    except (RuntimeError, ValueError) as e:  # no CUDA, no such GPU, a malformed name: one line, exit status 2
+        print(f"bench_train_epoch.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     cuda = dev.type == "cuda"
     n = a.n_images or (5000 if cuda else 144)
     epochs = a.epochs or (5 if cuda else 1)
@@ -153,7 +176,7 @@ def main() -> None:
         for r in bench(m, images, masks, dev=dev, epochs=epochs, warmup=warmup, variants=a.variants):
             r["device"] = name
             rows.append(r)
-            print(f"{m:>5}: seed-style {r['seed_style_s_per_epoch']:.3f} s/epoch | fast[{r['variant']}] "
+            print(f"{m:>5}: seed-style {r['seed_style_s_per_epoch']:.3f} s/epoch | fast[{r['variant']}, {r['precision']}] "
                   f"{r['fast_s_per_epoch']:.3f} s/epoch | ratio {r['speedup']:.2f}x | first epoch "
                   f"{r['first_epoch_s']:.1f} s{' (incl. compile)' if r['fast_config']['compile'] else ''}  ({r['fast_config']})", flush=True)
     if a.json:

@@ -2,12 +2,13 @@
 # Run ON the device machine, in one call (see bench/gpu/README.md):
 #   run(command="bash bench/gpu/session.sh", carry=[".whl"], timeout_s=590)
 # 1. installs .whl/ into /tmp/site; prints versions; builds the dataset (~5 s);
-# 2. the full leaderboard (issue 3: 4 methods x 3 seeds, 2-2 overlap, 100 epochs, --trace), bounded so the
-#    bench still runs (eager fp32, the default; what compiling costs and gains is measured by the bench);
+# 2. the leaderboard of PRESET (default: the v1 protocol, 4 methods x 3 seeds, 2-2 overlap, 8 epochs per task,
+#    bf16 autocast, eager; `long` is the 100-epoch fp32 one; --trace), bounded so the bench still runs (what
+#    compiling costs and gains is measured by the bench);
 #    quality targets; the results come back as $OUT/results_v1.tar.gz (+ checkpoints_v1.tar.gz when the
 #    leaderboard did not finish, for `--resume` in a later session);
-# 3. the speed bench with the time left (default fast path for naive+kd, then compiled / CUDA graphs /
-#    bf16 + graphs for naive).
+# 3. the speed bench with the time left (the default fast path, eager bf16, and eager fp32 for naive+kd; then
+#    compiled / CUDA graphs (bf16) / fp32 + CUDA graphs for naive).
 # Everything is logged to $OUT/session.log. At most 8 files come back from $OUT: keep it that way.
 # Knobs (env): PRESET (default|long|tiny), DEVICE (cuda|cpu), JOBS, BUDGET (s, whole script), LB_MAX (s),
 # RESUME_FROM (a carried results folder with checkpoints/ from an unfinished session: continue with --resume).
@@ -61,10 +62,10 @@ if [ "$rc" -ne 0 ]; then
   cemnist-baselines progress --results "$RES"
   tar -czf "$OUT/checkpoints_v1.tar.gz" -C /tmp/results v1/checkpoints 2>/dev/null
 fi
-echo "== [$(el) s] bench: the leaderboard's fast path (eager fp32) vs the seed-style loop, naive + kd"
+echo "== [$(el) s] bench: the leaderboard's fast path (eager bf16) and eager fp32 vs the seed-style loop, naive + kd"
 b=$(( $(left) - 60 )); [ "$b" -gt 120 ] && b=120
-[ "$b" -ge 20 ] && timeout "$b" python3 bench/bench_train_epoch.py --device "$DEVICE" --variants eager bf16 --json "$OUT/bench_eager.json"
+[ "$b" -ge 20 ] && timeout "$b" python3 bench/bench_train_epoch.py --device "$DEVICE" --variants eager fp32 --json "$OUT/bench_eager.json"
 b=$(( $(left) - 5 ))
-echo "== [$(el) s] bench: compiled, CUDA graphs, bf16 + graphs; naive ($b s)"
-[ "$b" -ge 30 ] && timeout "$b" python3 bench/bench_train_epoch.py --device "$DEVICE" --method naive --variants graphs bf16-graphs compiled --json "$OUT/bench_compiled.json"
+echo "== [$(el) s] bench: compiled (bf16), CUDA graphs (bf16), fp32 + CUDA graphs; naive ($b s)"
+[ "$b" -ge 30 ] && timeout "$b" python3 bench/bench_train_epoch.py --device "$DEVICE" --method naive --variants graphs fp32-graphs compiled --json "$OUT/bench_compiled.json"
 echo "== [$(el) s] done"

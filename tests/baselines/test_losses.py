@@ -148,7 +148,7 @@ def test_unkd_minimal_after_balanced_split_of_background():
 
 
 def test_method_registry_and_errors():
-    assert set(METHODS) == {"naive", "kd", "lwf", "mib", "joint", "ilt", "pl", "plop", "replay"}
+    assert set(METHODS) == {"naive", "kd", "lwf", "mib", "joint", "ilt", "pl", "plop", "plop_tuned", "replay"}
     with pytest.raises(ValueError, match="unknown method 'ewc'.*joint"):
         get_method("ewc")
     z, y, t = _rand(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long), _rand(1, 2, 2, 2, seed=9)

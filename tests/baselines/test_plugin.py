@@ -152,3 +152,19 @@ def test_scaled_plop_plugins_are_plop_with_smaller_pod_factors(cls, div, monkeyp
     assert dataclasses.asdict(m) == dataclasses.asdict(dataclasses.replace(
         ref, name=m.name, pod_factor=ref.pod_factor / div, pod_logits_factor=ref.pod_logits_factor / div))
     assert m.name not in METHODS and m.protocol_values()["pod_factor"] == pytest.approx(0.01 / div, rel=1e-15)
+
+
+def test_plop_tuned_is_the_chosen_search_point(monkeypatch):
+    """The built-in plop_tuned is PLOP with both POD factors divided by PLOP_TUNED_DIVISOR, the search point
+    examples.plop_scaled:PLOPDiv1e4 under another name (docs/PROTOCOL.md section 6)."""
+    import dataclasses
+
+    from cemnist_baselines.methods import METHODS, PLOP_TUNED_DIVISOR
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    chosen = resolve_method("examples.plop_scaled:PLOPDiv1e4")
+    tuned, ref = METHODS["plop_tuned"], METHODS["plop"]
+    assert PLOP_TUNED_DIVISOR == 10_000
+    assert dataclasses.asdict(tuned) == dataclasses.asdict(dataclasses.replace(chosen, name="plop_tuned"))
+    assert tuned.protocol_values() == dict(ref.protocol_values(), pod_factor=ref.pod_factor / 10_000,
+                                           pod_logits_factor=ref.pod_logits_factor / 10_000)

@@ -120,8 +120,12 @@ def _cmd_card(args: argparse.Namespace) -> int:
         from .fileio import atomic_write_text
         from .loader import _read_manifest
 
-        atomic_write_text(Path(args.dir) / "README.md", render_readme(_read_manifest(Path(args.dir))[0]))
-        print(f"wrote {Path(args.dir) / 'README.md'}")
+        from .card import EVAL_YAML, eval_yaml_text
+
+        manifest = _read_manifest(Path(args.dir))[0]
+        atomic_write_text(Path(args.dir) / "README.md", render_readme(manifest))
+        atomic_write_text(Path(args.dir) / EVAL_YAML, eval_yaml_text(manifest))
+        print(f"wrote {Path(args.dir) / 'README.md'} and {Path(args.dir) / EVAL_YAML}")
         return 0
     text = render_readme(load_manifest(args.version or LATEST_VERSION))
     if args.out:
@@ -151,14 +155,18 @@ def _cmd_cache_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import publish_release
+    from . import publish
 
-    p = publish_release(args.dir, repo_id=args.repo_id, tag=args.tag, private=args.private, dry_run=args.dry_run,
-                        progress=not args.quiet)
+    p = publish.publish_release(args.dir, api=publish.default_api(), repo_id=args.repo_id, tag=args.tag,
+                                private=True if args.private else None, dry_run=args.dry_run, progress=not args.quiet)
     what = "release" if p.release else "custom build"
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{verb} {len(p.files)} files of {what} {p.version} from {p.folder} to datasets/{p.repo_id}, tag {p.tag}"
-          + (" (private)" if args.private else ""))
+          + (" (private)" if args.private else "") + (f", commit {p.commit}" if p.commit else ""))
+    if p.hub_checked:
+        state = "exists" + (" (private)" if p.repo_private else " (public)" if p.repo_private is False else "")
+        print(f"datasets/{p.repo_id} {state if p.repo_exists else 'does not exist yet (it would be created)'}; "
+              f"tag {p.tag} is free")
     for f in p.files:
         print(f"  {f}")
     return 0
@@ -215,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("card", help="write the dataset card (README.md of a release) for the shipped manifest")
     c.add_argument("--version", help="release version (default: the latest)")
     c.add_argument("--out", help="file to write (default: stdout)")
-    c.add_argument("--dir", help="instead: rewrite DIR/README.md from the manifest of the release folder DIR")
+    c.add_argument("--dir", help="instead: rewrite DIR/README.md and DIR/eval.yaml from the manifest of the release "
+                   "folder DIR")
     c.set_defaults(func=_cmd_card)
 
     k = sub.add_parser("cache", help="look after the cache ($CEMNIST_CACHE)")
@@ -235,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "required for a custom build, which never goes there)")
     u.add_argument("--tag", help="tag to create (default v<version> for the release, v<version>-custom.<spec hash> "
                    "for a custom build)")
-    u.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist yet)")
-    u.add_argument("--dry-run", action="store_true", help="verify and list what would be uploaded; call nothing")
+    u.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist yet; "
+                   "without it, a new repo gets the Hub's default visibility)")
+    u.add_argument("--dry-run", action="store_true", help="verify, check the repo and the tag on the Hub (read-only) and "
+                   "list what would be uploaded; upload nothing")
     u.add_argument("--quiet", action="store_true", help="no progress bar")
     u.set_defaults(func=_cmd_publish)
 

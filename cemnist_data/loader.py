@@ -65,7 +65,7 @@ log = logging.getLogger("cemnist")
 RECORDS_DIR = "verified"
 Source = Literal["auto", "cache", "hub", "generate"]
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_REPO_EXTRAS = ["README.md", MANIFEST_NAME, "id2label.json", ".gitattributes", "images/*"]
+_REPO_EXTRAS = ["README.md", MANIFEST_NAME, "id2label.json", "eval.yaml", ".gitattributes", "images/*"]
 
 
 class CemnistIntegrityError(RuntimeError):

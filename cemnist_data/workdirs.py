@@ -51,7 +51,7 @@ UNOWNED_AFTER_S = 24 * 3600
 """A work folder whose owner cannot be checked is removable once nothing in it changed for this long."""
 # what a release folder may hold besides the parquet files its manifest lists (see cemnist_data.release)
 _RELEASE_FILES = frozenset({
-    "manifest.json", "README.md", "id2label.json", ".gitattributes", "images/preview.png",
+    "manifest.json", "README.md", "id2label.json", "eval.yaml", ".gitattributes", "images/preview.png",
     ".cemnist-verified.json",  # verification record of earlier versions
 })
 _RELEASE_DIRS = frozenset({"data", "images", ".cache"})

@@ -127,7 +127,7 @@ def test_eval_yaml_registers_the_benchmark_in_the_documented_format(tmp_path: Pa
     assert {t["config"] for t in ev["tasks"]} <= configs
     # the whole pool: the last task's test split holds every pool image
     assert manifest["configs"][f"overlap-task{last}"]["splits"]["test"]["num_rows"] == spec.test_pool
-    assert ("custom build" in ev["name"]) is custom
+    assert ev["name"].startswith("CEMNIST custom build") and "not the CEMNIST release" in ev["description"]  # SMALL too
 
 
 def test_cemnist_card_dir_rewrites_the_card_and_eval_yaml(release, tmp_path: Path) -> None:
@@ -142,3 +142,5 @@ def test_cemnist_card_dir_rewrites_the_card_and_eval_yaml(release, tmp_path: Pat
     assert cli_main(["card", "--dir", str(folder)]) == 0
     assert (folder / "README.md").read_text() == (release.path / "README.md").read_text()
     assert (folder / "eval.yaml").read_text() == (release.path / "eval.yaml").read_text()
+    ev = yaml.safe_load((folder / "eval.yaml").read_text())
+    assert ev["name"] == "CEMNIST (Continual Extended MNIST)" and "custom" not in ev["description"]

@@ -11,7 +11,9 @@
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
   cemnist-baselines report DIR [--out DIR]     # plots, GIFs and one HTML page (needs cemnist[viz])
 
-Exit status: 0 success, 1 unmet targets / failed checks, 2 bad arguments or unusable inputs.
+Options of every command: -v / -vv (the cemnist logger on stderr); `run --quiet` (alias --no-progress).
+Exit status: 0 success, 1 unmet targets / failed checks, 2 bad arguments or unusable inputs (as in `cemnist`: an
+input folder that does not exist is 2).
 """
 from __future__ import annotations
 
@@ -21,16 +23,23 @@ import sys
 import time
 from pathlib import Path
 
+from cemnist_data.cli import setup_logging
+from cemnist_data.progress import progress_enabled
+
 from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
+    from cemnist_data.cli import _with_parent, verbosity_parent
+
     from . import __version__
 
+    verbose = verbosity_parent()
     p = argparse.ArgumentParser(prog="cemnist-baselines", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter, parents=[verbose])
     p.add_argument("--version", action="version", version=f"cemnist-baselines {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
+    _with_parent(sub, verbose)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"],
                    help="naive kd lwf ilt pl mib plop plop_tuned replay joint, all (= naive kd mib joint, the default), an "
@@ -46,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="replace runs in --out of the same method/seed written with another config")
     r.add_argument("--trace", action="store_true", help="record per-epoch pool confusions and prediction panels")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress bar (also: TQDM_DISABLE=1, HF_DATASETS_DISABLE_PROGRESS_BARS=1)")
     r.add_argument("--setting", default=None, help="digits per task, e.g. 2-2 (must match the dataset release)")
     r.add_argument("--mode", default=None, choices=["overlap", "disjoint"])
     r.add_argument("--epochs", type=int, default=None, help="epochs per task (>= 1)")
@@ -111,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = _parser()
     a = p.parse_args(argv)
+    setup_logging(getattr(a, "verbose", 0))
     command = "cemnist-baselines " + shlex.join(argv)
     try:
         if a.cmd == "run":
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             results = run_many(methods=a.method, seeds=seeds, cfg=cfg, out_dir=out, preset=a.preset,
                                device=a.device, jobs=a.jobs, resume=a.resume, overwrite=a.overwrite, trace=a.trace,
-                               progress=not a.no_progress, cache_dir=a.cache_dir)
+                               progress=progress_enabled(not a.quiet), cache_dir=a.cache_dir)
             md, cs = write_leaderboard(out, command=command)
             fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
             for r in results:

@@ -44,7 +44,7 @@ from .registry import (
     shipped_manifest_for,
 )
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
-from .workdirs import CemnistPathError, check_folder_location, is_not_writable, make_work_dir, remove_stale_work_dirs
+from .workdirs import CemnistPathError, NoSuchFolderError, check_folder_location, is_not_writable, make_work_dir, remove_stale_work_dirs
 
 if TYPE_CHECKING:
     import datasets
@@ -134,8 +134,10 @@ def _fix(folder: Path) -> str:
 
 
 def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
-    """The folder's manifest and the SHA-256 of its bytes."""
+    """The folder's manifest and the SHA-256 of its bytes (:class:`NoSuchFolderError` for no folder at all)."""
     p = folder / MANIFEST_NAME
+    if not folder.is_dir():
+        raise NoSuchFolderError(f"no such folder: {folder}; pass a release folder (build one with `cemnist build --out DIR`)")
     if not p.is_file():
         raise CemnistIntegrityError(
             f"{folder} is not a CEMNIST release folder: it has no {MANIFEST_NAME}. "
@@ -310,6 +312,8 @@ def verify_release(
 
     folder = Path(folder).resolve()
     manifest, msha = _read_manifest(folder)
+    log.info("CEMNIST: verifying %s by content against %s", folder,
+             "the manifest shipped with the package" if expected is not None else "its own manifest")
     if expected is not None:
         compare_manifests(manifest, expected, folder)
     rels = _config_rels(manifest, list(manifest["configs"]) if configs is None else configs, folder)
@@ -402,10 +406,10 @@ def _classify_path(path: str | os.PathLike[str]) -> tuple[str, Any]:
     if p.is_dir():
         return "local", p.resolve()
     if p.exists():
-        raise FileNotFoundError(f"no such folder: {s} is a file; pass a release folder (built with `cemnist build --out DIR`)")
+        raise NoSuchFolderError(f"no such folder: {s} is a file; pass a release folder (built with `cemnist build --out DIR`)")
     if _HUB_ID_RE.match(s) and ".." not in s:
         return "hub", s
-    raise FileNotFoundError(
+    raise NoSuchFolderError(
         f"no such folder: {s}. Pass 'cemnist' (the published release), an existing release folder "
         "(build one with `cemnist build --out DIR`), or a Hub dataset id 'owner/name'."
     )
@@ -506,7 +510,7 @@ def resolve_release(
         expected = None
         folder = cache_root(cache_dir) / "hub" / repo_id.replace("/", "--") / rev
         if not folder.is_dir() and source == "auto" and _hub_offline():
-            raise FileNotFoundError(
+            raise NoSuchFolderError(
                 f"no such folder: {path}; and the Hub dataset {repo_id!r} (revision {rev!r}) is not cached while the "
                 "Hub is offline (HF_HUB_OFFLINE=1)"
             )

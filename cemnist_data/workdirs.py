@@ -28,6 +28,7 @@ from typing import Literal
 
 __all__ = [
     "CemnistPathError",
+    "NoSuchFolderError",
     "CleanItem",
     "WorkDir",
     "clean_cache",
@@ -59,6 +60,11 @@ _RELEASE_DIRS = frozenset({"data", "images", ".cache"})
 
 class CemnistPathError(ValueError):
     """A path (an argument or ``$CEMNIST_CACHE``) cannot be used as given; the message names it and the fix."""
+
+
+class NoSuchFolderError(FileNotFoundError):
+    """An input folder that the caller named does not exist: a usage error, exit status 2 in both commands
+    (``cemnist`` and ``cemnist-baselines``)."""
 
 
 def _this_host() -> str:

@@ -10,10 +10,11 @@
   cemnist-baselines compare --reference results/v1 --results DIR [--mode overlap]   # a re-run vs the board
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
   cemnist-baselines report DIR [--out DIR]     # plots, GIFs and one HTML page (needs cemnist[viz])
+  cemnist-baselines export RUN_OR_FOLDER --out DIR [--push OWNER/NAME]   # a Hub model repo with .eval_results/
 
 Options of every command: -v / -vv (the cemnist logger on stderr); `run --quiet` (alias --no-progress).
-Exit status: 0 success, 1 unmet targets / failed checks, 2 bad arguments or unusable inputs (as in `cemnist`: an
-input folder that does not exist is 2).
+Exit status: 0 success, 1 unmet targets / failed checks / the Hub unreachable (export --push), 2 bad arguments or
+unusable inputs (as in `cemnist`: an input folder that does not exist is 2).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import argparse
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from cemnist_data.cli import setup_logging
@@ -113,6 +115,23 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("results", help="folder of result JSONs (and traces)")
     rp.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
     rp.add_argument("--preview", default=None, help="dataset preview PNG to embed")
+    ex = sub.add_parser("export", help="a run as a Hub model repo folder: safetensors weights, model card, its result "
+                                       "files and .eval_results/ for the CEMNIST benchmark (--push uploads it)")
+    ex.add_argument("source", metavar="RUN_OR_FOLDER", help="a result JSON, or a folder of them (choose with --method, "
+                                                              "--mode, --seed)")
+    ex.add_argument("--out", required=True, help="the model repo folder to write (new, empty, or an earlier export "
+                                                 "with --overwrite)")
+    ex.add_argument("--method", default=None, help="in a folder: the method of the row to export")
+    ex.add_argument("--mode", default=None, choices=["overlap", "disjoint"], help="in a folder: the mode of the row")
+    ex.add_argument("--seed", type=int, default=None, help="the seed whose checkpoint is exported (default: the "
+                                                           "row's lowest)")
+    ex.add_argument("--checkpoints", default=None, help="the run's checkpoints folder, if not RUN_FOLDER/checkpoints")
+    ex.add_argument("--benchmark", default=None, help="the benchmark dataset id (default cemnist/cemnist)")
+    ex.add_argument("--repo-id", default=None, help="the model repo the folder is for (links; default: --push's)")
+    ex.add_argument("--push", default=None, metavar="OWNER/NAME",
+                    help="upload the folder to this Hub model repo (created with the Hub's default visibility)")
+    ex.add_argument("--private", action="store_true", help="with --push: create the repo as private")
+    ex.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export in --out")
     return p
 
 
@@ -227,12 +246,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(other)} method(s) x {len(a.metrics)} metric(s) compared: "
                   f"{len(diffs)} difference(s) beyond max({a.k:g} x reference seed std, {a.floor:g})")
             return 1 if diffs else 0
+        elif a.cmd == "export":
+            from .export import export_run, push_model_repo
+            if a.private and not a.push:
+                raise ValueError("--private needs --push OWNER/NAME")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                repo = export_run(a.source, a.out, method=a.method, mode=a.mode, seed=a.seed, checkpoints=a.checkpoints,
+                                  benchmark=a.benchmark, repo_id=a.repo_id or a.push, overwrite=a.overwrite)
+            for w in caught:
+                print(f"cemnist-baselines export: warning: {w.message}", file=sys.stderr)
+            r = repo.run
+            print(f"wrote {repo.folder}: {r['method']} {r['setting']} {r['mode']} seed {r['seed']} "
+                  f"(row of {len(repo.group)} seed(s)); files: {', '.join(repo.files)}")
+            if repo.eval_results:
+                e = repo.eval_results[0]
+                print(f"eval result: {e['dataset']['id']} task {e['dataset']['task_id']} = {e['value']}")
+            if a.push:
+                from cemnist_data.publish import HubError
+                try:
+                    oid = push_model_repo(repo.folder, a.push, private=True if a.private else None,
+                                          commit_message=f"CEMNIST baseline {r['method']} {r['mode']} seed {r['seed']}")
+                except HubError as e:
+                    print(f"cemnist-baselines export: error: {e}", file=sys.stderr)
+                    return 1
+                print(f"pushed to https://huggingface.co/{a.push}" + (f" (commit {oid})" if oid else ""))
         elif a.cmd == "report":
             from .report import render_report
             out = Path(a.out) if a.out else Path(a.results) / "report"
             page = render_report(a.results, out, preview_png=a.preview)
             print(f"wrote {page}")
-    except (ValueError, RuntimeError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+    except (ValueError, RuntimeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -195,3 +195,28 @@ def test_a_run_on_a_subset_of_the_pool_is_exported_without_eval_results(cemnist_
     card = (out / "README.md").read_text()
     assert "**Not a benchmark result**, so this repo has no `.eval_results/` file" in card
     assert "cemnist-baselines run --method naive --seeds 0 --preset tiny --epochs 1 --max-train 16 --max-test 8" in card
+
+
+def test_the_board_is_a_hub_dataset_folder_with_structs(board, tmp_path: Path) -> None:
+    """The run table (results.parquet + README.md): a card with licence, pretty name and tags; protocol and tasks
+    are a struct and lists, not JSON strings."""
+    import datasets
+
+    from cemnist_baselines.leaderboard import write_results_table
+    from cemnist_baselines.results import load_results
+
+    folder, _ = board
+    out = tmp_path / "table"
+    write_results_table(load_results(folder), out)
+    meta = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+    assert meta["license"] == "mit" and meta["pretty_name"].startswith("CEMNIST baselines") and "leaderboard" in meta["tags"]
+    ds = datasets.load_dataset(str(out), split="train")
+    assert isinstance(ds.features["protocol"], dict) and ds.features["protocol"]["epochs"] == datasets.Value("int64")
+    row = ds[0]
+    run = json.loads((folder / f"{row['method']}-2-2-overlap-seed{row['seed']}.json").read_text())
+    assert row["protocol"]["lr"] == run["protocol"]["lr"] and row["protocol"]["schedule"] == "onecycle"
+    assert row["tasks"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    (out / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n\n# Mine\n")  # a README's own values are kept
+    write_results_table(load_results(folder), out)
+    text = (out / "README.md").read_text()
+    assert text.startswith("---\nlicense: cc-by-4.0\nconfigs:") and text.endswith("# Mine\n") and "pretty_name:" in text

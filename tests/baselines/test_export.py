@@ -220,3 +220,23 @@ def test_the_board_is_a_hub_dataset_folder_with_structs(board, tmp_path: Path) -
     write_results_table(load_results(folder), out)
     text = (out / "README.md").read_text()
     assert text.startswith("---\nlicense: cc-by-4.0\nconfigs:") and text.endswith("# Mine\n") and "pretty_name:" in text
+
+
+def test_the_committed_worked_example_is_consistent() -> None:
+    from cemnist_baselines.artifacts import read_safetensors
+    from cemnist_baselines.validate import validate_file
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "export" / "kd-2-2-overlap-seed0"
+    run = json.loads((ex / "results" / "kd-2-2-overlap-seed0.json").read_text())
+    entry = yaml.safe_load((ex / ".eval_results" / "cemnist.yaml").read_text())[0]
+    assert entry["dataset"] == {"id": "cemnist/cemnist", "task_id": "final_miou_bg_overlap"}
+    assert entry["value"] == round(run["final"]["future_bg"]["miou_bg"], 4)
+    tensors, meta = read_safetensors(ex / "model.safetensors", what="model")  # checks the recorded SHA-256
+    assert meta["run_id"] == run["run_id"] and meta["method"] == "kd"
+    cfg = json.loads((ex / "config.json").read_text())
+    SimpleSegNet(cfg["num_classes"], width=cfg["width"]).load_state_dict(tensors)
+    for p in sorted((ex / "results").glob("*.json")):
+        assert validate_file(p).ok, p
+    card = (ex / "README.md").read_text()
+    assert f"benchmark task `final_miou_bg_overlap` | {run['final']['future_bg']['miou_bg']:.3f} |" in card
+    assert "cemnist-baselines run --method kd --seeds 0 --out runs/kd" in card

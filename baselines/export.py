@@ -41,6 +41,8 @@ EXPORT_FORMAT = "cemnist-baselines-model/1"
 MODEL_FILE, CONFIG_FILE, CARD_FILE, RESULTS_DIR, EVAL_DIR = ("model.safetensors", "config.json", "README.md",
                                                              "results", ".eval_results")
 UPLOAD_PATTERNS = [MODEL_FILE, CONFIG_FILE, CARD_FILE, f"{RESULTS_DIR}/*.json", f"{EVAL_DIR}/*.yaml"]
+DELETE_PATTERNS = [f"{RESULTS_DIR}/*.json", f"{EVAL_DIR}/*.yaml"]
+"""Removed from the repo in the same commit unless the folder holds them: no stale score or result survives."""
 _CLI_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "lr_next": "--lr-next",
               "schedule": "--schedule", "warmup": "--warmup", "kd_lambda": "--kd-lambda", "eval_split": "--eval-split",
               "max_train": "--max-train", "max_test": "--max-test"}
@@ -419,7 +421,8 @@ def export_run(source: str | Path, out: str | Path, *, method: str | None = None
 
 def push_model_repo(folder: str | Path, repo_id: str, *, api: Any = None, private: bool | None = None,
                     commit_message: str | None = None) -> str:
-    """Create the model repo ``repo_id`` if needed and upload ``folder`` in one commit; returns the commit id.
+    """Create the model repo ``repo_id`` if needed and upload ``folder`` in one commit (result and eval-results
+    files the folder lacks are deleted in that commit); returns the commit id.
 
     ``private=None`` leaves a new repo's visibility to the Hub's default. A Hub that cannot be reached or
     refuses is a :class:`cemnist_data.publish.HubError` with one line saying what is on the Hub.
@@ -432,6 +435,7 @@ def push_model_repo(folder: str | Path, repo_id: str, *, api: Any = None, privat
           doing=f"creating {where}", state="nothing was uploaded")
     info = _call(api.upload_folder, repo_id=repo_id, repo_type="model", folder_path=str(folder),
                  commit_message=commit_message or "CEMNIST baseline (cemnist-baselines export)",
-                 allow_patterns=list(UPLOAD_PATTERNS), doing=f"uploading {folder} to {where}",
+                 allow_patterns=list(UPLOAD_PATTERNS), delete_patterns=list(DELETE_PATTERNS),
+                 doing=f"uploading {folder} to {where}",
                  state="no commit was made (a commit is all or nothing); run the same command again")
     return str(getattr(info, "oid", "") or "")

@@ -160,6 +160,7 @@ def test_push_goes_through_huggingface_hub_to_a_model_repo(board, tmp_path: Path
 
     folder, _ = board
     api = RecordingHfApi()
+    api.add_repo("alice/cemnist-naive", repo_type="model", files={".eval_results/old.yaml": b"- stale", "notes.md": b"x"})
     monkeypatch.setattr(publish, "default_api", lambda: api)
     out = tmp_path / "pushed"
     assert main(["export", str(folder / RUNS[0].name), "--out", str(out), "--push", "alice/cemnist-naive"]) == 0
@@ -167,7 +168,7 @@ def test_push_goes_through_huggingface_hub_to_a_model_repo(board, tmp_path: Path
     assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]
     assert api.calls[0][1] == {"repo_id": "alice/cemnist-naive", "repo_type": "model", "exist_ok": True, "private": None}
     files = api.repos[("model", "alice/cemnist-naive")]["files"]
-    assert sorted(files) == sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert sorted(files) == sorted(["notes.md"] + [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()])
     entry = yaml.safe_load(files[".eval_results/cemnist.yaml"])[0]
     assert entry["source"]["url"] == ("https://huggingface.co/alice/cemnist-naive/blob/main/results/"
                                       "naive-2-2-overlap-seed0.json")

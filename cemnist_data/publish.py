@@ -72,16 +72,16 @@ def hub_error(exc: BaseException, *, doing: str, state: str) -> HubError | None:
     standard library's connection, timeout and name-resolution errors.
     ``doing``: the call that failed; ``state``: what is on the Hub now (e.g. "nothing was uploaded").
     """
-    from huggingface_hub import errors
+    from huggingface_hub import utils  # re-exports the errors in every supported version (0.25 and later)
 
+    offline, http = utils.OfflineModeIsEnabled, utils.HfHubHTTPError
     module = type(exc).__module__.split(".")[0]
     network = (ConnectionError, TimeoutError, socket.gaierror)  # not any OSError: a local file error is not the Hub's
-    if not (isinstance(exc, (errors.OfflineModeIsEnabled, errors.HfHubHTTPError, *network))
-            or module.startswith(("httpx", "httpcore", "requests", "urllib3"))):
+    if not (isinstance(exc, (offline, http, *network)) or module.startswith(("httpx", "httpcore", "requests", "urllib3"))):
         return None
-    if isinstance(exc, errors.OfflineModeIsEnabled):
+    if isinstance(exc, offline):
         why = "the Hub is offline (HF_HUB_OFFLINE=1); unset it to publish"
-    elif isinstance(exc, errors.HfHubHTTPError):
+    elif isinstance(exc, http):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         why = f"the Hub refused it (HTTP {status}: {first})" if status else f"the Hub refused it ({first})"

@@ -16,7 +16,11 @@ from typing import Any
 
 
 def _http_module() -> Any:
-    """The HTTP client huggingface_hub uses (httpx2 / httpx in 1.x and later, requests before)."""
+    """The HTTP client huggingface_hub uses: httpx2 / httpx from 1.0 on, None (requests) before."""
+    import huggingface_hub
+
+    if int(huggingface_hub.__version__.split(".")[0]) < 1:
+        return None
     for name in ("httpx2", "httpx"):
         try:
             return __import__(name)

@@ -10,8 +10,11 @@
   cemnist-baselines compare --reference results/v1 --results DIR [--mode overlap]   # a re-run vs the board
   cemnist-baselines progress --results DIR     # per-task metrics of unfinished runs, from their checkpoints
   cemnist-baselines report DIR [--out DIR]     # plots, GIFs and one HTML page (needs cemnist[viz])
+  cemnist-baselines export RUN_OR_FOLDER --out DIR [--push OWNER/NAME]   # a Hub model repo with .eval_results/
 
-Exit status: 0 success, 1 unmet targets / failed checks, 2 bad arguments or unusable inputs.
+Options of every command: -v / -vv (the cemnist logger on stderr); `run --quiet` (alias --no-progress).
+Exit status: 0 success, 1 unmet targets / failed checks / the Hub unreachable (export --push), 2 bad arguments or
+unusable inputs (as in `cemnist`: an input folder that does not exist is 2).
 """
 from __future__ import annotations
 
@@ -19,18 +22,26 @@ import argparse
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
+
+from cemnist_data.cli import setup_logging
+from cemnist_data.progress import progress_enabled
 
 from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
+    from cemnist_data.cli import _with_parent, verbosity_parent
+
     from . import __version__
 
+    verbose = verbosity_parent()
     p = argparse.ArgumentParser(prog="cemnist-baselines", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter, parents=[verbose])
     p.add_argument("--version", action="version", version=f"cemnist-baselines {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
+    _with_parent(sub, verbose)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"],
                    help="naive kd lwf ilt pl mib plop plop_tuned replay joint, all (= naive kd mib joint, the default), an "
@@ -46,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="replace runs in --out of the same method/seed written with another config")
     r.add_argument("--trace", action="store_true", help="record per-epoch pool confusions and prediction panels")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress bar (also: TQDM_DISABLE=1, HF_DATASETS_DISABLE_PROGRESS_BARS=1)")
     r.add_argument("--setting", default=None, help="digits per task, e.g. 2-2 (must match the dataset release)")
     r.add_argument("--mode", default=None, choices=["overlap", "disjoint"])
     r.add_argument("--epochs", type=int, default=None, help="epochs per task (>= 1)")
@@ -103,6 +115,23 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("results", help="folder of result JSONs (and traces)")
     rp.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
     rp.add_argument("--preview", default=None, help="dataset preview PNG to embed")
+    ex = sub.add_parser("export", help="a run as a Hub model repo folder: safetensors weights, model card, its result "
+                                       "files and .eval_results/ for the CEMNIST benchmark (--push uploads it)")
+    ex.add_argument("source", metavar="RUN_OR_FOLDER", help="a result JSON, or a folder of them (choose with --method, "
+                                                              "--mode, --seed)")
+    ex.add_argument("--out", required=True, help="the model repo folder to write (new, empty, or an earlier export "
+                                                 "with --overwrite)")
+    ex.add_argument("--method", default=None, help="in a folder: the method of the row to export")
+    ex.add_argument("--mode", default=None, choices=["overlap", "disjoint"], help="in a folder: the mode of the row")
+    ex.add_argument("--seed", type=int, default=None, help="the seed whose checkpoint is exported (default: the "
+                                                           "row's lowest)")
+    ex.add_argument("--checkpoints", default=None, help="the run's checkpoints folder, if not RUN_FOLDER/checkpoints")
+    ex.add_argument("--benchmark", default=None, help="the benchmark dataset id (default cemnist/cemnist)")
+    ex.add_argument("--repo-id", default=None, help="the model repo the folder is for (links; default: --push's)")
+    ex.add_argument("--push", default=None, metavar="OWNER/NAME",
+                    help="upload the folder to this Hub model repo (created with the Hub's default visibility)")
+    ex.add_argument("--private", action="store_true", help="with --push: create the repo as private")
+    ex.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export in --out")
     return p
 
 
@@ -111,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = _parser()
     a = p.parse_args(argv)
+    setup_logging(getattr(a, "verbose", 0))
     command = "cemnist-baselines " + shlex.join(argv)
     try:
         if a.cmd == "run":
@@ -129,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             results = run_many(methods=a.method, seeds=seeds, cfg=cfg, out_dir=out, preset=a.preset,
                                device=a.device, jobs=a.jobs, resume=a.resume, overwrite=a.overwrite, trace=a.trace,
-                               progress=not a.no_progress, cache_dir=a.cache_dir)
+                               progress=progress_enabled(not a.quiet), cache_dir=a.cache_dir)
             md, cs = write_leaderboard(out, command=command)
             fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
             for r in results:
@@ -216,12 +246,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(other)} method(s) x {len(a.metrics)} metric(s) compared: "
                   f"{len(diffs)} difference(s) beyond max({a.k:g} x reference seed std, {a.floor:g})")
             return 1 if diffs else 0
+        elif a.cmd == "export":
+            from .export import export_run, push_model_repo
+            if a.private and not a.push:
+                raise ValueError("--private needs --push OWNER/NAME")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                repo = export_run(a.source, a.out, method=a.method, mode=a.mode, seed=a.seed, checkpoints=a.checkpoints,
+                                  benchmark=a.benchmark, repo_id=a.repo_id or a.push, overwrite=a.overwrite)
+            for w in caught:
+                print(f"cemnist-baselines export: warning: {w.message}", file=sys.stderr)
+            r = repo.run
+            print(f"wrote {repo.folder}: {r['method']} {r['setting']} {r['mode']} seed {r['seed']} "
+                  f"(row of {len(repo.group)} seed(s)); files: {', '.join(repo.files)}")
+            if repo.eval_results:
+                e = repo.eval_results[0]
+                print(f"eval result: {e['dataset']['id']} task {e['dataset']['task_id']} = {e['value']}")
+            if a.push:
+                from cemnist_data.publish import HubError
+                try:
+                    oid = push_model_repo(repo.folder, a.push, private=True if a.private else None,
+                                          commit_message=f"CEMNIST baseline {r['method']} {r['mode']} seed {r['seed']}")
+                except HubError as e:
+                    print(f"cemnist-baselines export: error: {e}", file=sys.stderr)
+                    return 1
+                print(f"pushed to https://huggingface.co/{a.push}" + (f" (commit {oid})" if oid else ""))
         elif a.cmd == "report":
             from .report import render_report
             out = Path(a.out) if a.out else Path(a.results) / "report"
             page = render_report(a.results, out, preview_png=a.preview)
             print(f"wrote {page}")
-    except (ValueError, RuntimeError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+    except (ValueError, RuntimeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

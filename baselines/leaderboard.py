@@ -247,11 +247,16 @@ def load_validated(folders: Sequence[str | Path]) -> tuple[list[dict[str, Any]],
 # ----------------------------------------------------------------------------- the run table (parquet)
 TABLE_FILE = "results.parquet"
 TABLE_YAML = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": TABLE_FILE}]}]}
+TABLE_CARD = {"pretty_name": "CEMNIST baselines: one row per run", "license": "mit",
+              "tags": ["cemnist", "continual-learning", "class-incremental", "semantic-segmentation", "leaderboard",
+                       "benchmark-results"]}
+"""Card metadata of the run table as a Hub dataset folder (an existing README's own values are kept)."""
 
 
 def table_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per run: identity (method, source, seed, protocol id, device, package version, commit,
-    run id), protocol fields, method protocol values (JSON), per-step mIoU (bg) and every final metric."""
+    """One row per run: identity (method, source, seed, protocol id, device, package version, commit, run id),
+    the protocol (a dict: a struct column), method protocol values (JSON: their keys differ per method), the
+    tasks (lists of digits), per-step mIoU (bg) and every final metric."""
     rows = []
     for r in sorted(results, key=lambda r: (r["setting"], mode_sort_key(r["mode"]), protocol_id(r),
                                             method_sort_key(r["method"]), int(r["seed"]))):
@@ -261,9 +266,9 @@ def table_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "device": r["env"].get("device"), "precision": r.get("precision"),
             "package_version": r.get("package_version"), "git_commit": r.get("git_commit"),
             "run_id": r.get("run_id"), "dataset_version": r["dataset"].get("version"),
-            "protocol": json.dumps(r["protocol"], sort_keys=True),
-            "method_protocol": json.dumps(r.get("method_protocol", {}), sort_keys=True),
-            "tasks": json.dumps(r["tasks"]),
+            "protocol": dict(sorted(r["protocol"].items())),  # a struct column, not a JSON string
+            "method_protocol": json.dumps(r.get("method_protocol", {}), sort_keys=True),  # keys differ per method
+            "tasks": [list(map(int, t)) for t in r["tasks"]],
             "steps_miou_bg": [s.get("miou_bg") for s in r["steps"]],
             "wall_time_s": float(sum(r["wall_time_per_task_s"])),
         }
@@ -286,10 +291,14 @@ def write_results_table(results: Sequence[Mapping[str, Any]], out: Path) -> Path
 
     rows = table_rows(results)
     cols = list(rows[0]) if rows else []
-    schema = pa.schema([(c, pa.list_(pa.float64()) if c == "steps_miou_bg" else
-                         pa.int64() if c == "seed" else
-                         pa.float64() if (c == "wall_time_s" or c.startswith(VIEWS)) else pa.string()) for c in cols])
-    table = pa.Table.from_pylist(rows, schema=schema)
+    protocol = pa.array([r["protocol"] for r in rows]).type if rows else pa.struct([])  # union of the fields
+
+    def col_type(c: str) -> pa.DataType:
+        return {"steps_miou_bg": pa.list_(pa.float64()), "seed": pa.int64(), "protocol": protocol,
+                "tasks": pa.list_(pa.list_(pa.int64()))}.get(
+            c, pa.float64() if (c == "wall_time_s" or c.startswith(VIEWS)) else pa.string())
+
+    table = pa.Table.from_pylist(rows, schema=pa.schema([(c, col_type(c)) for c in cols]))
     out.mkdir(parents=True, exist_ok=True)
     path = out / TABLE_FILE
     with atomic_path(path) as tmp:
@@ -307,5 +316,7 @@ def write_results_table(results: Sequence[Mapping[str, Any]], out: Path) -> Path
         body = ("# CEMNIST baselines: one row per run\n\n`datasets.load_dataset(\"<this folder>\")[\"train\"]` reads "
                 f"`{TABLE_FILE}`; the board is in `LEADERBOARD.md`, each run's full record in its JSON.\n")
     header.update(TABLE_YAML)
+    for k, v in TABLE_CARD.items():
+        header.setdefault(k, v)
     atomic_write_text(readme, "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n" + body)
     return path

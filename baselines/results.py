@@ -94,7 +94,9 @@ def load_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     damaged or old-schema results are an error naming the file)."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"results folder {root} does not exist (or is not a folder)")
+        from cemnist_data.workdirs import NoSuchFolderError
+
+        raise NoSuchFolderError(f"results folder {root} does not exist (or is not a folder)")
     return [load_result(p) for p in sorted(root.glob("*.json")) if is_result_file(p)]
 
 

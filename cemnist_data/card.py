@@ -15,7 +15,8 @@ from .labels import ID2LABEL
 from .registry import CITATION, HOMEPAGE, HUB_REPO_ID, LICENSE, LICENSE_CREDIT, MNIST_HUB_ID, display_version, shipped_manifest_for
 from .spec import SPLITS, CemnistSpec
 
-__all__ = ["card_yaml", "render_readme", "card_body", "ordered_configs", "PREVIEW_PATH", "CARD_SECTIONS"]
+__all__ = ["card_yaml", "render_readme", "card_body", "ordered_configs", "eval_yaml", "eval_yaml_text", "eval_task_id",
+           "PREVIEW_PATH", "CARD_SECTIONS", "EVAL_FRAMEWORK", "EVAL_YAML"]
 
 PREVIEW_PATH = "images/preview.png"  # == cemnist_data.preview.PREVIEW_PATH (kept import-light here)
 
@@ -87,13 +88,10 @@ def card_yaml(manifest: dict[str, Any]) -> dict[str, Any]:
         "pretty_name": "CEMNIST (Continual Extended MNIST)" if release
         else f"CEMNIST custom build {display_version(manifest)} (not a release)",
         "license": LICENSE,
-        "language": ["en"],
         "task_categories": ["image-segmentation"],
         "task_ids": ["semantic-segmentation"],
         "size_categories": [_size_category(total_rows)],
         "annotations_creators": ["machine-generated"],
-        "language_creators": ["found"],
-        "multilinguality": ["monolingual"],
         "source_datasets": [f"extended|{MNIST_HUB_ID}"],
         "tags": ["continual-learning", "class-incremental", "semantic-segmentation", "background-shift",
                  "catastrophic-forgetting", "mnist", "synthetic", "benchmark"],
@@ -177,6 +175,7 @@ def card_body(manifest: dict[str, Any], *, preview: str = PREVIEW_PATH) -> str:
         task_table=task_rows,
         id2label=labels,
         credit=LICENSE_CREDIT,
+        headline=HEADLINE_TEXT,
         citation=CITATION,
     )
 
@@ -187,3 +186,62 @@ def render_readme(manifest: dict[str, Any], *, preview: str = PREVIEW_PATH) -> s
 
     meta = yaml.safe_dump(card_yaml(manifest), sort_keys=False, allow_unicode=True, width=120)
     return f"---\n{meta}---\n\n{card_body(manifest, preview=preview)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# eval.yaml: the file that registers the dataset repo as a Hub benchmark
+
+EVAL_YAML = "eval.yaml"
+EVAL_FRAMEWORK = "cemnist-baselines"
+"""The harness that computes the scores (``evaluation_framework`` of ``eval.yaml``)."""
+HEADLINE_TEXT = ("task `final_miou_bg_overlap`, the final mIoU with background after the last task, mode overlap, "
+                 "on the whole test pool, future classes counted as background")
+
+
+def eval_task_id(mode: str) -> str:
+    """The ``eval.yaml`` task id of a mode's final mIoU (bg): ``final_miou_bg_overlap`` (the headline) or
+    ``final_miou_bg_disjoint``; ``.eval_results/*.yaml`` files name it as ``dataset.task_id``."""
+    if mode not in ("overlap", "disjoint"):
+        raise ValueError(f"mode must be 'overlap' or 'disjoint', got {mode!r}")
+    return f"final_miou_bg_{mode}"
+
+
+def eval_yaml(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark registration of a release folder, in the format of the Hub's "Evaluation Results" page
+    (https://huggingface.co/docs/hub/eval-results, "Registering a Benchmark": ``name``, ``description``,
+    ``evaluation_framework`` and ``tasks`` with ``id``, ``config`` and ``split``).
+
+    Two tasks, both scored on the whole test pool (the last task's ``test`` split, the same images in both
+    modes): ``final_miou_bg_overlap`` — the headline: final mIoU with background, future classes counted as
+    background — and ``final_miou_bg_disjoint``. Values are in [0, 1], as on the CEMNIST leaderboard.
+    """
+    last = len(manifest["tasks"]) - 1
+    release = _is_release(manifest)
+    setting = manifest["spec"]["setting"]
+    name = "CEMNIST (Continual Extended MNIST)" if release else f"CEMNIST custom build {display_version(manifest)}"
+    description = (
+        f"Class-incremental semantic segmentation of MNIST digits ({setting}: {len(manifest['tasks'])} tasks, "
+        "background shift). A result is the mIoU with background (0 to 1) of the model after its last task, "
+        "on every pixel of the whole test pool, with classes not yet learned counted as background (the "
+        f"released test masks' convention). Task {eval_task_id('overlap')} is the headline (mode overlap); "
+        f"task {eval_task_id('disjoint')} scores the disjoint stream on the same images. Scores are computed by "
+        "cemnist-baselines (`cemnist-baselines run`), whose result files record the confusion matrices they "
+        "come from; `cemnist-baselines export` writes a model repo folder with its .eval_results file."
+    )
+    if not release:
+        description += f" This is a custom build ({display_version(manifest)}), not the CEMNIST release."
+    return {
+        "name": name,
+        "description": description,
+        "evaluation_framework": EVAL_FRAMEWORK,
+        "tasks": [{"id": eval_task_id(mode), "config": f"{mode}-task{last}", "split": "test"}
+                  for mode in ("overlap", "disjoint")],
+    }
+
+
+def eval_yaml_text(manifest: dict[str, Any]) -> str:
+    """``eval.yaml`` as written into a release folder."""
+    import yaml
+
+    return ("# Registers this dataset repo as a Hub benchmark (https://huggingface.co/docs/hub/eval-results).\n"
+            + yaml.safe_dump(eval_yaml(manifest), sort_keys=False, allow_unicode=True, width=100))

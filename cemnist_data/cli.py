@@ -1,7 +1,7 @@
 """The ``cemnist`` command: build, verify, describe and publish releases (and, with matplotlib, draw them).
 
 Exit status: 0 success; 1 runtime failure (a file or folder that cannot be read or written, the Hub);
-2 usage error (a bad option or argument); 3 integrity failure (content that does not match its
+2 usage error (a bad option or argument, an input folder that does not exist); 3 integrity failure (content that does not match its
 manifest or the pinned MNIST hashes). Also ``python -m cemnist_data``.
 """
 
@@ -20,13 +20,14 @@ from .mnist import MnistIntegrityError, download_mnist, load_mnist
 from .registry import HUB_REPO_ID, LATEST_VERSION, load_manifest
 from .buildsize import LARGE_BUILD_IMAGES, MAX_BUILD_IMAGES, check_build_size
 from .release import build_release
-from .workdirs import clean_cache
+from .workdirs import NoSuchFolderError, clean_cache
 from .spec import SPLITS, CemnistSpec
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "EXIT_INTEGRITY"]
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTEGRITY = 0, 1, 2, 3
-_EXIT_HELP = ("exit status: 0 success, 1 runtime failure (I/O, Hub), 2 usage error (bad option or argument), "
+_EXIT_HELP = ("exit status: 0 success, 1 runtime failure (I/O, Hub), 2 usage error (bad option or argument, "
+              "missing input folder), "
               "3 integrity failure (content does not match its manifest or the pinned MNIST hashes)")
 
 
@@ -70,9 +71,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else cache_root(args.cache_dir) / "releases" / LATEST_VERSION
     if not folder.is_dir():
-        print(f"cemnist verify: error: no release folder at {folder}; build one with `cemnist build --out {folder}`",
-              file=sys.stderr)
-        return EXIT_RUNTIME
+        raise NoSuchFolderError(f"no release folder at {folder}; build one with `cemnist build --out {folder}`")
     from .loader import _read_manifest
 
     expected = shipped_manifest_for(_read_manifest(folder)[0]) if (folder / "manifest.json").is_file() else None
@@ -120,8 +119,12 @@ def _cmd_card(args: argparse.Namespace) -> int:
         from .fileio import atomic_write_text
         from .loader import _read_manifest
 
-        atomic_write_text(Path(args.dir) / "README.md", render_readme(_read_manifest(Path(args.dir))[0]))
-        print(f"wrote {Path(args.dir) / 'README.md'}")
+        from .card import EVAL_YAML, eval_yaml_text
+
+        manifest = _read_manifest(Path(args.dir))[0]
+        atomic_write_text(Path(args.dir) / "README.md", render_readme(manifest))
+        atomic_write_text(Path(args.dir) / EVAL_YAML, eval_yaml_text(manifest))
+        print(f"wrote {Path(args.dir) / 'README.md'} and {Path(args.dir) / EVAL_YAML}")
         return 0
     text = render_readme(load_manifest(args.version or LATEST_VERSION))
     if args.out:
@@ -151,14 +154,18 @@ def _cmd_cache_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import publish_release
+    from . import publish
 
-    p = publish_release(args.dir, repo_id=args.repo_id, tag=args.tag, private=args.private, dry_run=args.dry_run,
-                        progress=not args.quiet)
+    p = publish.publish_release(args.dir, api=publish.default_api(), repo_id=args.repo_id, tag=args.tag,
+                                private=True if args.private else None, dry_run=args.dry_run, progress=not args.quiet)
     what = "release" if p.release else "custom build"
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{verb} {len(p.files)} files of {what} {p.version} from {p.folder} to datasets/{p.repo_id}, tag {p.tag}"
-          + (" (private)" if args.private else ""))
+          + (" (private)" if args.private else "") + (f", commit {p.commit}" if p.commit else ""))
+    if p.hub_checked:
+        state = "exists" + (" (private)" if p.repo_private else " (public)" if p.repo_private is False else "")
+        print(f"datasets/{p.repo_id} {state if p.repo_exists else 'does not exist yet (it would be created)'}; "
+              f"tag {p.tag} is free")
     for f in p.files:
         print(f"  {f}")
     return 0
@@ -171,14 +178,57 @@ def _cmd_download_mnist(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` (alias ``--no-progress``): the one name of the quiet flag in both commands."""
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                        help="no progress bar (also: TQDM_DISABLE=1, HF_DATASETS_DISABLE_PROGRESS_BARS=1)")
+
+
+def verbosity_parent() -> argparse.ArgumentParser:
+    """``-v`` / ``--verbose`` (repeatable), accepted before or after the subcommand (shared by both commands)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="show the cemnist logger's messages (-v: info, -vv: debug) on stderr")
+    return parent
+
+
+def setup_logging(verbose: int) -> None:
+    """Send the ``cemnist`` logger to stderr at INFO (``verbose`` 1) or DEBUG (2+); 0 leaves Python's default
+    (warnings and errors only)."""
+    import logging
+
+    if verbose <= 0:
+        return
+    logger = logging.getLogger("cemnist")
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    if not any(getattr(h, "_cemnist_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._cemnist_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+def _with_parent(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    """Give every subcommand made by ``sub.add_parser`` (the viz commands' too) the options of ``parent``."""
+    add = sub.add_parser
+
+    def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        kwargs["parents"] = [parent, *kwargs.get("parents", [])]  # type: ignore[misc]
+        return add(name, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
+    verbose = verbosity_parent()
     p = argparse.ArgumentParser(prog="cemnist", description="CEMNIST: build, verify, inspect and publish releases.",
-                                epilog=_EXIT_HELP)
+                                epilog=_EXIT_HELP, parents=[verbose])
     p.add_argument("--version", action="version", version=f"cemnist {__version__}",
                    help="print the package version and exit")
     sub = p.add_subparsers(dest="command", required=True)
+    _with_parent(sub, verbose)
 
     b = sub.add_parser("build", help="render a release folder (parquet + card + manifest)")
     b.add_argument("--out", required=True, help="release folder to create")
@@ -195,14 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing release folder (or an empty folder); anything else is refused")
     b.add_argument("--max-images", type=int, default=MAX_BUILD_IMAGES,
                    help=f"refuse a build that renders more images than this (default {MAX_BUILD_IMAGES:,})")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet(b)
     b.set_defaults(func=_cmd_build)
 
     v = sub.add_parser("verify", help="re-hash a release folder's decoded content against the manifest")
     v.add_argument("dir", nargs="?", help="release folder (default: the cached latest release)")
     v.add_argument("--cache-dir", help="cache folder: where the verification is recorded, and the default "
                    "release's location (default: $CEMNIST_CACHE or ~/.cache/cemnist)")
-    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet(v)
     v.set_defaults(func=_cmd_verify)
 
     i = sub.add_parser("info", help="settings, tasks, sizes and content hashes of a release")
@@ -215,11 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("card", help="write the dataset card (README.md of a release) for the shipped manifest")
     c.add_argument("--version", help="release version (default: the latest)")
     c.add_argument("--out", help="file to write (default: stdout)")
-    c.add_argument("--dir", help="instead: rewrite DIR/README.md from the manifest of the release folder DIR")
+    c.add_argument("--dir", help="instead: rewrite DIR/README.md and DIR/eval.yaml from the manifest of the release "
+                   "folder DIR")
     c.set_defaults(func=_cmd_card)
 
     k = sub.add_parser("cache", help="look after the cache ($CEMNIST_CACHE)")
     ksub = k.add_subparsers(dest="cache_command", required=True)
+    _with_parent(ksub, verbose)
     kc = ksub.add_parser("clean", help="remove folders of killed builds/downloads and Arrow copies nothing reads")
     kc.add_argument("--dry-run", action="store_true", help="only say what would be removed and how much it frees")
     kc.add_argument("--cache-dir", help="cache folder (default: $CEMNIST_CACHE or ~/.cache/cemnist)")
@@ -235,9 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "required for a custom build, which never goes there)")
     u.add_argument("--tag", help="tag to create (default v<version> for the release, v<version>-custom.<spec hash> "
                    "for a custom build)")
-    u.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist yet)")
-    u.add_argument("--dry-run", action="store_true", help="verify and list what would be uploaded; call nothing")
-    u.add_argument("--quiet", action="store_true", help="no progress bar")
+    u.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist yet; "
+                   "without it, a new repo gets the Hub's default visibility)")
+    u.add_argument("--dry-run", action="store_true", help="verify, check the repo and the tag on the Hub (read-only) and "
+                   "list what would be uploaded; upload nothing")
+    _quiet(u)
     u.set_defaults(func=_cmd_publish)
 
     try:
@@ -253,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cemnist`` console script (exit status: see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors exit with 2
+    setup_logging(getattr(args, "verbose", 0))
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `cemnist info | head`: the reader went away; not an error of ours
@@ -262,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_OK
+    except NoSuchFolderError as exc:  # an input folder that does not exist: a usage error, as in cemnist-baselines
+        print(f"cemnist {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (CemnistIntegrityError, MnistIntegrityError) as exc:
         print(f"cemnist {args.command}: integrity error: {exc}", file=sys.stderr)
         return EXIT_INTEGRITY

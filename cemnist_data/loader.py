@@ -44,7 +44,7 @@ from .registry import (
     shipped_manifest_for,
 )
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
-from .workdirs import CemnistPathError, check_folder_location, is_not_writable, make_work_dir, remove_stale_work_dirs
+from .workdirs import CemnistPathError, NoSuchFolderError, check_folder_location, is_not_writable, make_work_dir, remove_stale_work_dirs
 
 if TYPE_CHECKING:
     import datasets
@@ -65,7 +65,7 @@ log = logging.getLogger("cemnist")
 RECORDS_DIR = "verified"
 Source = Literal["auto", "cache", "hub", "generate"]
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_REPO_EXTRAS = ["README.md", MANIFEST_NAME, "id2label.json", ".gitattributes", "images/*"]
+_REPO_EXTRAS = ["README.md", MANIFEST_NAME, "id2label.json", "eval.yaml", ".gitattributes", "images/*"]
 
 
 class CemnistIntegrityError(RuntimeError):
@@ -134,8 +134,10 @@ def _fix(folder: Path) -> str:
 
 
 def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
-    """The folder's manifest and the SHA-256 of its bytes."""
+    """The folder's manifest and the SHA-256 of its bytes (:class:`NoSuchFolderError` for no folder at all)."""
     p = folder / MANIFEST_NAME
+    if not folder.is_dir():
+        raise NoSuchFolderError(f"no such folder: {folder}; pass a release folder (build one with `cemnist build --out DIR`)")
     if not p.is_file():
         raise CemnistIntegrityError(
             f"{folder} is not a CEMNIST release folder: it has no {MANIFEST_NAME}. "
@@ -310,6 +312,8 @@ def verify_release(
 
     folder = Path(folder).resolve()
     manifest, msha = _read_manifest(folder)
+    log.info("CEMNIST: verifying %s by content against %s", folder,
+             "the manifest shipped with the package" if expected is not None else "its own manifest")
     if expected is not None:
         compare_manifests(manifest, expected, folder)
     rels = _config_rels(manifest, list(manifest["configs"]) if configs is None else configs, folder)
@@ -329,8 +333,10 @@ def verify_release(
     return manifest
 
 
-def _ensure_verified(rel: ReleaseFolder, configs: Sequence[str], cache_dir: str | os.PathLike[str] | None) -> None:
-    recorded = _load_record(rel.path, rel.manifest_sha256, cache_dir)
+def _ensure_verified(rel: ReleaseFolder, configs: Sequence[str], cache_dir: str | os.PathLike[str] | None, *,
+                     fresh: bool = False) -> None:
+    """Check the files of ``configs`` (against the record of an earlier verification; ``fresh``: by content)."""
+    recorded = {} if fresh else _load_record(rel.path, rel.manifest_sha256, cache_dir)
     new: dict[str, str] = {}
     for r in _config_rels(rel.manifest, configs, rel.path):
         digest, _, fresh = _check_split(rel.path, rel.manifest, r, recorded, parse=False)
@@ -400,18 +406,21 @@ def _classify_path(path: str | os.PathLike[str]) -> tuple[str, Any]:
     if p.is_dir():
         return "local", p.resolve()
     if p.exists():
-        raise FileNotFoundError(f"no such folder: {s} is a file; pass a release folder (built with `cemnist build --out DIR`)")
+        raise NoSuchFolderError(f"no such folder: {s} is a file; pass a release folder (built with `cemnist build --out DIR`)")
     if _HUB_ID_RE.match(s) and ".." not in s:
         return "hub", s
-    raise FileNotFoundError(
+    raise NoSuchFolderError(
         f"no such folder: {s}. Pass 'cemnist' (the published release), an existing release folder "
         "(build one with `cemnist build --out DIR`), or a Hub dataset id 'owner/name'."
     )
 
 
 def _package_version(version: str | None, revision: str | None) -> str:
-    """The release version asked for by ``version`` and/or ``revision`` (a tag ``v<version>``)."""
+    """The release version asked for by ``version`` and/or ``revision`` (a tag ``v<version>``; ``"main"``:
+    the latest release, unless ``version`` names one)."""
     from_rev = None
+    if revision is not None and str(revision) == "main":
+        revision = None
     if revision is not None:
         m = re.fullmatch(r"v?(\d+\.\d+\.\d+)", str(revision))
         if m is None:
@@ -428,12 +437,12 @@ def _package_version(version: str | None, revision: str | None) -> str:
 
 
 def _verified(folder: Path, configs: Sequence[str] | None, expected: dict[str, Any] | None,
-              cache_dir: str | os.PathLike[str] | None) -> ReleaseFolder:
+              cache_dir: str | os.PathLike[str] | None, *, fresh: bool = False) -> ReleaseFolder:
     manifest, msha = _read_manifest(folder)
     if expected is not None:
         compare_manifests(manifest, expected, folder)
     rel = ReleaseFolder(folder, manifest, msha)
-    _ensure_verified(rel, list(manifest["configs"]) if configs is None else configs, cache_dir)
+    _ensure_verified(rel, list(manifest["configs"]) if configs is None else configs, cache_dir, fresh=fresh)
     return rel
 
 
@@ -468,6 +477,7 @@ def resolve_release(
     source: Source = "auto",
     configs: list[str] | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> ReleaseFolder:
     """Find or create a verified release folder holding ``configs`` (default: all).
 
@@ -477,7 +487,8 @@ def resolve_release(
     ``HF_HUB_OFFLINE=1`` or unreachable), then regeneration from the MNIST copy inside the package.
     ``source`` forces one step (``"cache"``, ``"hub"``, ``"generate"``). A Hub download fetches only
     the files of ``configs`` (``allow_patterns``); later calls fetch further configs into the same
-    cached folder.
+    cached folder. ``force`` (``download_mode="force_redownload"``) replaces the cached files of ``configs``:
+    re-downloaded from the Hub, or else the release is rebuilt; a local folder is verified again by content.
     """
     if source not in ("auto", "cache", "hub", "generate"):
         raise ValueError(f"unknown source {source!r}; valid: 'auto', 'cache', 'hub', 'generate'")
@@ -485,7 +496,7 @@ def resolve_release(
     if kind == "local":
         folder = target
         manifest, _ = _read_manifest(folder)
-        return _verified(folder, configs, shipped_manifest_for(manifest), cache_dir)
+        return _verified(folder, configs, shipped_manifest_for(manifest), cache_dir, fresh=force)
 
     if kind == "package":
         version = _package_version(version, revision)
@@ -499,10 +510,12 @@ def resolve_release(
         expected = None
         folder = cache_root(cache_dir) / "hub" / repo_id.replace("/", "--") / rev
         if not folder.is_dir() and source == "auto" and _hub_offline():
-            raise FileNotFoundError(
+            raise NoSuchFolderError(
                 f"no such folder: {path}; and the Hub dataset {repo_id!r} (revision {rev!r}) is not cached while the "
                 "Hub is offline (HF_HUB_OFFLINE=1)"
             )
+    if force and source == "cache":
+        raise ValueError("download_mode='force_redownload' contradicts source='cache' (which never fetches or builds)")
     if source == "cache" and not folder.is_dir():
         raise FileNotFoundError(f"no cached release at {folder}; load with source='auto' to download or build it")
     hub_allowed = source == "hub" or (source == "auto" and not _hub_offline())
@@ -513,6 +526,9 @@ def resolve_release(
         )
 
     with _cache_lock(folder) as writable:
+        if folder.is_dir() and force:
+            return _refresh(folder, repo_id, rev, version, expected, configs, cache_dir, source=source,
+                            hub_allowed=hub_allowed, progress=progress)
         if folder.is_dir():
             manifest, msha = _read_manifest(folder)
             if expected is not None:
@@ -565,6 +581,32 @@ def resolve_release(
         return _build_into(folder, expected, version, progress=progress, cache_dir=cache_dir, overwrite=False)
 
 
+def _refresh(folder: Path, repo_id: str, rev: str, version: str | None, expected: dict[str, Any] | None,
+             configs: list[str] | None, cache_dir: str | os.PathLike[str] | None, *, source: str, hub_allowed: bool,
+             progress: bool) -> ReleaseFolder:
+    """``force_redownload`` of a cached folder (lock held): re-download ``configs`` from the Hub, else rebuild
+    the published release; a Hub repo that cannot be reached is verified again by content, with a warning."""
+    if hub_allowed:
+        try:
+            manifest, msha = _read_manifest(folder)
+            if expected is not None:
+                compare_manifests(manifest, expected, folder)
+            wanted = list(manifest["configs"]) if configs is None else list(configs)
+            log.info("CEMNIST: force_redownload: fetching %s of %s@%s again", wanted, repo_id, rev)
+            _fetch_configs(repo_id, rev, folder, manifest, msha, wanted, cache_dir)
+            return _verified(folder, configs, expected, cache_dir)
+        except _hub_unreachable_errors() as exc:
+            if source == "hub" or expected is None:
+                raise
+            log.warning("CEMNIST: Hub %s@%s not reachable (%s); rebuilding locally.", repo_id, rev, type(exc).__name__)
+    if expected is not None and source in ("auto", "generate"):
+        log.info("CEMNIST: force_redownload: rebuilding release %s into %s", version, folder)
+        return _build_into(folder, expected, version, progress=progress, cache_dir=cache_dir, overwrite=True)
+    log.warning("CEMNIST: force_redownload: %s@%s cannot be fetched (the Hub is offline) and has no shipped "
+                "manifest to rebuild it from; the cached files are verified again by content", repo_id, rev)
+    return _verified(folder, configs, expected, cache_dir, fresh=True)
+
+
 def _build_into(folder: Path, expected: dict[str, Any], version: str | None, *, progress: bool,
                 cache_dir: str | os.PathLike[str] | None, overwrite: bool) -> ReleaseFolder:
     """Regenerate a published release into ``folder`` (lock held) and record its files as verified."""
@@ -583,28 +625,64 @@ def _build_into(folder: Path, expected: dict[str, Any], version: str | None, *, 
 # ---------------------------------------------------------------------------------------------
 # load_dataset
 
-_REJECTED_OPTIONS = {
-    "data_dir": "a release has fixed files per config; choose the config with name= (or task= and mode=)",
-    "data_files": "a release has fixed files per config; choose the config with name= (or task= and mode=)",
-    "features": "the features are fixed by the release (cemnist_data.features.FEATURES); cast after loading with .cast()",
-    "download_mode": "the cache is verified on every load; to rebuild, delete the cached folder or run `cemnist build --overwrite`",
-    "verification_mode": "decoded-content hashes are always checked; verification cannot be turned off or relaxed",
-    "keep_in_memory": "splits are always held in memory: no Arrow cache is written",
-    "save_infos": "the release's infos are fixed by its manifest",
-    "num_proc": "there is nothing to prepare: the verified parquet files are read directly",
-    "storage_options": "releases are local folders or Hub repos; fsspec storage is not used",
-    "trust_remote_code": "CEMNIST runs no dataset script",
-    "token": "authenticate through huggingface_hub (the HF_TOKEN variable or `hf auth login`)",
-    "download_config": "downloads go through huggingface_hub.snapshot_download with the files of the requested config only",
+_SAME_DATA = "the verified parquet files are read directly into memory"
+
+
+def _is_default(value: Any, *defaults: Any) -> bool:
+    """Whether ``value`` is one of ``defaults``: ``None`` and booleans by identity, strings and integers by
+    value (an enum member, such as ``datasets.DownloadMode``, by its ``value``)."""
+    v = getattr(value, "value", value)
+    for d in defaults:
+        if d is None or isinstance(d, bool):
+            if v is d:
+                return True
+        elif isinstance(v, (str, int)) and not isinstance(v, bool) and v == d:
+            return True
+    return False
+
+
+# option: (values that do what datasets does by default, why another value is refused)
+_DATASETS_OPTIONS: dict[str, tuple[tuple[Any, ...], str]] = {
+    "data_dir": ((None,), "a release has fixed files per config; choose the config with name= (or task= and mode=)"),
+    "data_files": ((None,), "a release has fixed files per config; choose the config with name= (or task= and mode=)"),
+    "features": ((None,), "the features are fixed by the release (cemnist_data.features.FEATURES); cast after loading with .cast()"),
+    "download_config": ((None,), "downloads go through huggingface_hub.snapshot_download with the files of the requested config only"),
+    "download_mode": ((None, "reuse_dataset_if_exists", "reuse_cache_if_exists", "force_redownload"),
+                      "valid: None, 'reuse_dataset_if_exists', 'reuse_cache_if_exists' (nothing is prepared, so both "
+                      "reuse the verified files) or 'force_redownload' (re-fetch or rebuild)"),
+    "verification_mode": ((None, "basic_checks", "all_checks"),
+                          "decoded-content hashes are always checked; verification cannot be turned off or relaxed"),
+    "keep_in_memory": ((None, True, False), "splits are always held in memory: no Arrow cache is written"),
+    "save_infos": ((False,), "the release's infos are fixed by its manifest"),
+    "num_proc": ((None, 1), f"there is nothing to prepare: {_SAME_DATA}"),
+    "storage_options": ((None,), "releases are local folders or Hub repos; fsspec storage is not used"),
+    "trust_remote_code": ((None, False, True), "CEMNIST runs no dataset script"),
+    "token": ((None, True), "a token for the Hub comes from huggingface_hub (the HF_TOKEN variable or `hf auth login`); "
+                            "token=True (use it) is the default"),
 }
 
 
-def _reject_options(kwargs: dict[str, Any]) -> None:
-    for key in kwargs:
-        if key in _REJECTED_OPTIONS:
-            raise ValueError(f"load_dataset: option {key}= is not supported for CEMNIST: {_REJECTED_OPTIONS[key]}")
-    if kwargs:
-        raise TypeError(f"load_dataset() got unexpected keyword arguments {sorted(kwargs)}")
+def _check_datasets_options(kwargs: dict[str, Any]) -> bool:
+    """Accept ``datasets.load_dataset`` options at values that do what ``datasets`` does by default.
+
+    Returns whether ``download_mode="force_redownload"`` was asked for. A value with another meaning is a
+    ``ValueError`` naming the option, the value and why; an unknown keyword is a ``TypeError``.
+    """
+    unknown = sorted(k for k in kwargs if k not in _DATASETS_OPTIONS)
+    if unknown:
+        raise TypeError(f"load_dataset() got unexpected keyword arguments {unknown}")
+    for key, value in kwargs.items():
+        allowed, why = _DATASETS_OPTIONS[key]
+        if key == "features" and value is not None:
+            from .features import FEATURES
+
+            if value == FEATURES:
+                continue
+        if not _is_default(value, *allowed):
+            raise ValueError(f"load_dataset: {key}={value!r} is not supported for CEMNIST: {why}")
+    if kwargs.get("trust_remote_code") is True:
+        log.warning("CEMNIST: trust_remote_code=True is ignored: CEMNIST runs no dataset script")
+    return _is_default(kwargs.get("download_mode"), "force_redownload")
 
 
 def _choose_config(spec: CemnistSpec, *, name: str | None, task: int | None, mode: str | None) -> str:
@@ -632,6 +710,32 @@ def _choose_config(spec: CemnistSpec, *, name: str | None, task: int | None, mod
     return config_name(mode or "overlap", task)
 
 
+def _absolute(spec: str, lengths: dict[str, int]) -> list[Any]:
+    """The absolute read instructions of a split spec, through ``datasets``' public API only
+    (``ReadInstruction.from_spec`` and ``.to_absolute``; each item has ``splitname``, ``from_``, ``to``).
+    An unknown split name or a malformed spec is a ValueError naming the valid splits."""
+    import datasets
+
+    try:
+        return datasets.ReadInstruction.from_spec(spec).to_absolute(lengths)
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise ValueError(f"unknown split {spec!r} ({exc}); valid splits: {list(SPLITS)}, with slices such as "
+                         "'train[:10%]' or 'train+validation'") from None
+
+
+class _AnyLength(dict):
+    """``name2len`` for reading split names only: every name is present, with a length that any slice fits."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> int:
+        return 1_000_000
+
+
+_NAME_CHECK_LENGTHS = _AnyLength()
+
+
 def _split_request(split: Any) -> tuple[str, list[str]]:
     """``("dict", SPLITS)``, ``("one", [spec])`` or ``("list", [spec, ...])``, each spec checked."""
     import datasets
@@ -647,20 +751,14 @@ def _split_request(split: Any) -> tuple[str, list[str]]:
     else:
         raise ValueError(f"split must be a string such as 'train', 'train[:10%]' or 'train+validation', a list of them, or None; got {split!r}")
     for s in specs:
-        try:
-            ri = datasets.ReadInstruction.from_spec(s)
-        except (ValueError, AssertionError) as exc:
-            raise ValueError(f"unknown split {s!r} ({exc}); valid splits: {list(SPLITS)}, with slices such as 'train[:10%]' or 'train+validation'") from None
-        for part in ri._relative_instructions:  # noqa: SLF001  (the public API offers no other reader)
+        for part in _absolute(s, _NAME_CHECK_LENGTHS):
             if part.splitname not in SPLITS:
                 raise ValueError(f"unknown split {part.splitname!r} in {s!r}; valid splits: {list(SPLITS)}")
     return shape, specs
 
 
 def _base_splits(spec: str) -> list[str]:
-    import datasets
-
-    return [p.splitname for p in datasets.ReadInstruction.from_spec(spec)._relative_instructions]  # noqa: SLF001
+    return [p.splitname for p in _absolute(spec, _NAME_CHECK_LENGTHS)]
 
 
 def dataset_info(manifest: dict[str, Any], config: str) -> "datasets.DatasetInfo":
@@ -695,14 +793,18 @@ def _make_dataset(tables: dict[str, "pa.Table"], spec: str, info: "datasets.Data
 
     from .features import FEATURES
 
-    ri = datasets.ReadInstruction.from_spec(spec)
     parts = [tables[a.splitname].slice(a.from_, a.to - a.from_)
-             for a in ri.to_absolute({s: t.num_rows for s, t in tables.items()})]
+             for a in _absolute(spec, {s: t.num_rows for s, t in tables.items()})]
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     table = table.replace_schema_metadata(None).cast(FEATURES.arrow_schema)
     key = "|".join([config, spec] + [manifest["configs"][config]["splits"][s]["content_sha256"] for s in _base_splits(spec)])
     fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
     return datasets.Dataset(InMemoryTable(table), info=info, split=datasets.NamedSplit(spec), fingerprint=fingerprint)
+
+
+STREAM_SHARDS = 16
+"""Shards of a streamed split (fewer for a split of fewer rows): a ``DataLoader`` gives each worker whole
+shards, so up to 16 workers share the work (``datasets`` stops the workers beyond ``num_shards``)."""
 
 
 def load_dataset(
@@ -727,15 +829,33 @@ def load_dataset(
     ``overlap-task0``. Arguments that contradict each other (``config="overlap-task2", mode="disjoint"``)
     are a ``ValueError``. ``split`` is ``None`` (a ``DatasetDict`` of train/validation/test), a split
     with optional slicing (``"train[:10%]"``, ``"train+validation"``: a ``Dataset``) or a list of them
-    (a list of ``Dataset``). ``streaming=True`` gives ``IterableDataset``(s) over the same verified
-    data. ``revision="v1.0.0"`` is the tag form of ``version="1.0.0"``. ``path`` is ``"cemnist"`` (or
+    (a list of ``Dataset``). ``revision="v1.0.0"`` is the tag form of ``version="1.0.0"``;
+    ``revision="main"`` works with a warning (not a pinned release). ``path`` is ``"cemnist"`` (or
     ``"cemnist/cemnist"``), a local release folder, or a Hub dataset id (see :func:`resolve_release`).
     Splits are read from the verified parquet bytes into memory; no Arrow cache is written.
-    ``datasets`` options that make no sense here are rejected with the reason.
+
+    ``streaming=True`` gives ``IterableDataset``(s) in :data:`STREAM_SHARDS` shards over the same
+    verified data: the split is still read and verified whole first (a content hash needs every byte), so
+    streaming here gives the iterable API (``shuffle(buffer_size=...)``, ``DataLoader`` workers), not a
+    smaller download or less memory.
+
+    The other options of ``datasets.load_dataset`` are accepted at the values that do what ``datasets``
+    does by default (``token=None``, ``features=None``, ``num_proc=None``, ``download_mode=None``,
+    ``trust_remote_code=None``, ...). ``download_mode="force_redownload"`` re-downloads the config from the
+    Hub or rebuilds the release (a local folder is verified again by content). Any other value
+    (``data_files=...``, ``verification_mode="no_checks"``, ``num_proc=4``) is a ``ValueError`` naming the
+    option, the value and why; an unknown keyword is a ``TypeError``.
     """
     import datasets
 
-    _reject_options(kwargs)
+    force = _check_datasets_options(kwargs)
+    if revision is not None and str(revision) == "main":
+        import warnings
+
+        warnings.warn("revision='main' is not a pinned release: it loads the latest release this package knows "
+                      f"(the package path) or whatever the repo's main branch holds now (a Hub id). Pin a release "
+                      f"for results others can reproduce: revision='{get_release(LATEST_VERSION).tag}'",
+                      UserWarning, stacklevel=2)
     if name is not None and config is not None and name != config:
         raise ValueError(f"name={name!r} contradicts config={config!r}; pass one of them")
     name = name if name is not None else config
@@ -753,8 +873,9 @@ def load_dataset(
             raise ValueError(f"unknown source {source!r}; valid: 'auto', 'cache', 'hub', 'generate'")
     rel = resolve_release(path, version=version, revision=revision, cache_dir=cache_dir, source=source, configs=[])
     cfg = _choose_config(rel.spec, name=name, task=task, mode=mode)
-    if kind == "hub" and _missing_configs(rel.path, rel.manifest, [cfg]):
-        rel = resolve_release(path, version=version, revision=revision, cache_dir=cache_dir, source=source, configs=[cfg])
+    if force or (kind == "hub" and _missing_configs(rel.path, rel.manifest, [cfg])):
+        rel = resolve_release(path, version=version, revision=revision, cache_dir=cache_dir, source=source, configs=[cfg],
+                              force=force)
     needed = sorted({b for s in specs for b in _base_splits(s)}, key=SPLITS.index)
     tables = {s: read_verified_table(rel, cfg, s, cache_dir=cache_dir) for s in needed}
     info = dataset_info(rel.manifest, cfg)
@@ -762,7 +883,7 @@ def load_dataset(
     if streaming:
         streams = []
         for ds in out:
-            it = ds.to_iterable_dataset()
+            it = ds.to_iterable_dataset(num_shards=max(1, min(STREAM_SHARDS, ds.num_rows)))
             it.info.update(info.copy())  # to_iterable_dataset keeps only the features
             streams.append(it)
         out = streams

@@ -3,6 +3,7 @@
 Layout::
 
     README.md                      card: YAML (configs, dataset_info, licence) + DATASET_CARD body
+    eval.yaml                      registers the repo as a Hub benchmark (tasks: final mIoU (bg), test pool)
     manifest.json                  spec, tasks, rows and decoded-content hash per config/split, file SHA-256s
     id2label.json                  label id -> name, as Hub segmentation models read it
     .gitattributes                 Git LFS rules, so that a plain `git push` to the Hub works
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from .card import render_readme
+from .card import EVAL_YAML, eval_yaml_text, render_readme
 from .content import ContentHasher
 from .features import FEATURES
 from .fileio import atomic_write_bytes, atomic_write_text, file_sha256
@@ -349,6 +350,7 @@ def build_release_locked(
         atomic_write_text(tmp / "id2label.json", id2label_json())
         atomic_write_text(tmp / ".gitattributes", GITATTRIBUTES)
         atomic_write_text(tmp / "README.md", render_readme(manifest))
+        atomic_write_text(tmp / EVAL_YAML, eval_yaml_text(manifest))
         atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         check_release_target(out, overwrite=overwrite)  # again: the folder may have changed during the build
         if os.path.lexists(out):

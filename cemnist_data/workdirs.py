@@ -28,6 +28,7 @@ from typing import Literal
 
 __all__ = [
     "CemnistPathError",
+    "NoSuchFolderError",
     "CleanItem",
     "WorkDir",
     "clean_cache",
@@ -51,7 +52,7 @@ UNOWNED_AFTER_S = 24 * 3600
 """A work folder whose owner cannot be checked is removable once nothing in it changed for this long."""
 # what a release folder may hold besides the parquet files its manifest lists (see cemnist_data.release)
 _RELEASE_FILES = frozenset({
-    "manifest.json", "README.md", "id2label.json", ".gitattributes", "images/preview.png",
+    "manifest.json", "README.md", "id2label.json", "eval.yaml", ".gitattributes", "images/preview.png",
     ".cemnist-verified.json",  # verification record of earlier versions
 })
 _RELEASE_DIRS = frozenset({"data", "images", ".cache"})
@@ -59,6 +60,11 @@ _RELEASE_DIRS = frozenset({"data", "images", ".cache"})
 
 class CemnistPathError(ValueError):
     """A path (an argument or ``$CEMNIST_CACHE``) cannot be used as given; the message names it and the fix."""
+
+
+class NoSuchFolderError(FileNotFoundError):
+    """An input folder that the caller named does not exist: a usage error, exit status 2 in both commands
+    (``cemnist`` and ``cemnist-baselines``)."""
 
 
 def _this_host() -> str:

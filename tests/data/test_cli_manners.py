@@ -34,7 +34,7 @@ def test_distinct_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         cli_main(["build"])
     assert exc.value.code == EXIT_USAGE
     assert cli_main(["build", "--out", str(tmp_path / "x"), "--setting", "3-2", "--quiet"]) == EXIT_USAGE
-    assert cli_main(["verify", str(tmp_path / "nothing-here")]) == EXIT_RUNTIME
+    assert cli_main(["verify", str(tmp_path / "nothing-here")]) == EXIT_USAGE  # a missing input folder
     assert "no release folder" in capsys.readouterr().err
     out = tmp_path / "r"
     assert cli_main(["build", "--out", str(out), "--train-per-task", "8", "--validation-per-task", "2",
@@ -104,3 +104,60 @@ def test_verify_writes_nothing_into_the_folder_it_verifies(release, tmp_path: Pa
     cemnist_data.load_dataset(str(release.path), "joint", split="validation", cache_dir=tmp_path / "c2")
     assert tree(release.path) == before
     assert len(list((tmp_path / "c" / "verified").glob("*.json"))) == 1
+
+
+# --- issue 20 item 7: one quiet flag, one exit code for a missing folder, -v, the libraries' progress switches ---
+
+
+def test_a_missing_input_folder_is_exit_2_in_both_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cemnist_baselines.cli import main as baselines_main
+
+    nope = str(tmp_path / "nope")
+    for argv in (["verify", nope], ["info", nope], ["publish", nope, "--dry-run"], ["card", "--dir", nope],
+                 ["report", nope]):
+        assert cli_main(argv) == EXIT_USAGE, argv
+        err = capsys.readouterr().err
+        assert nope in err and "Traceback" not in err, argv
+    for argv in (["leaderboard", "--results", nope], ["report", nope], ["targets", "--results", nope],
+                 ["progress", "--results", nope]):
+        assert baselines_main(argv) == EXIT_USAGE, argv
+        assert nope in capsys.readouterr().err, argv
+
+
+def test_quiet_is_the_flag_in_both_commands_with_no_progress_as_alias() -> None:
+    from cemnist_baselines.cli import _parser as baselines_parser
+
+    for flag in ("--quiet", "--no-progress"):
+        assert build_parser().parse_args(["verify", "x", flag]).quiet is True
+        assert build_parser().parse_args(["build", "--out", "x", flag]).quiet is True
+        assert baselines_parser().parse_args(["run", flag]).quiet is True
+    assert baselines_parser().parse_args(["run"]).quiet is False
+
+
+def test_verbose_shows_the_cemnist_logger(release) -> None:
+    env = {"TQDM_DISABLE": "1"}
+    loud = _run(str(EXE), "-v", "verify", str(release.path), "--quiet", env=env)
+    assert loud.returncode == 0 and "INFO cemnist: CEMNIST: verifying" in loud.stderr
+    after = _run(str(EXE), "verify", "-v", str(release.path), "--quiet", env=env)  # after the subcommand too
+    assert "INFO cemnist: CEMNIST: verifying" in after.stderr
+    assert _run(str(EXE), "verify", str(release.path), "--quiet", env=env).stderr == ""
+    res = _run(str(Path(sys.executable).with_name("cemnist-baselines")), "-v", "progress", "--results", "/nonexistent-x")
+    assert res.returncode == EXIT_USAGE and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("library", ["datasets", "huggingface_hub"])
+def test_progress_bars_honour_the_libraries_switches(monkeypatch: pytest.MonkeyPatch, library: str) -> None:
+    import importlib
+
+    for k in ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(k, raising=False)
+    mod = importlib.import_module("datasets" if library == "datasets" else "huggingface_hub.utils")
+    assert progress_enabled(True) is True
+    mod.disable_progress_bars()
+    try:
+        assert progress_enabled(True) is False
+    finally:
+        mod.enable_progress_bars()
+    assert progress_enabled(True) is True
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    assert progress_enabled(True) is False

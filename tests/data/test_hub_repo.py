@@ -94,3 +94,53 @@ def test_yaml_sizes_are_those_datasets_computes(release, tmp_path: Path) -> None
     measured = {name: s.num_bytes for name, s in builder.info.splits.items()}
     assert {s["name"]: s["num_bytes"] for s in info["splits"]} == measured
     assert info["dataset_size"] == sum(measured.values())
+
+
+# --- issue 20 items 4 and 5: the benchmark registration, and card metadata for an image dataset ---------------
+
+
+def test_card_metadata_has_no_text_only_keys(release) -> None:
+    meta = yaml.safe_load((release.path / "README.md").read_text().split("---\n")[1])
+    for key in ("language", "multilinguality", "language_creators"):
+        assert key not in meta, f"{key} describes text; CEMNIST has none"
+    data = DatasetCard((release.path / "README.md").read_text()).data.to_dict()
+    assert data["pretty_name"] == "CEMNIST (Continual Extended MNIST)" and "image-segmentation" in data["task_categories"]
+
+
+@pytest.mark.parametrize("custom", [False, True])
+def test_eval_yaml_registers_the_benchmark_in_the_documented_format(tmp_path: Path, custom: bool) -> None:
+    """https://huggingface.co/docs/hub/eval-results: name, description, evaluation_framework, tasks[id, config, split]."""
+    from cemnist_data.card import eval_yaml_text
+
+    spec = CemnistSpec(setting="5-1", seed=3, **SMALL) if custom else CemnistSpec(**SMALL)
+    out = tmp_path / "rel"
+    manifest = build_release(out, spec=spec, progress=False)
+    text = (out / "eval.yaml").read_text()
+    assert text == eval_yaml_text(manifest)
+    ev = yaml.safe_load(text)
+    assert set(ev) == {"name", "description", "evaluation_framework", "tasks"}
+    assert ev["evaluation_framework"] == "cemnist-baselines" and "not yet learned counted as background" in ev["description"]
+    configs = {c["config_name"] for c in yaml.safe_load((out / "README.md").read_text().split("---\n")[1])["configs"]}
+    last = len(manifest["tasks"]) - 1
+    assert ev["tasks"] == [{"id": "final_miou_bg_overlap", "config": f"overlap-task{last}", "split": "test"},
+                           {"id": "final_miou_bg_disjoint", "config": f"disjoint-task{last}", "split": "test"}]
+    assert {t["config"] for t in ev["tasks"]} <= configs
+    # the whole pool: the last task's test split holds every pool image
+    assert manifest["configs"][f"overlap-task{last}"]["splits"]["test"]["num_rows"] == spec.test_pool
+    assert ev["name"].startswith("CEMNIST custom build") and "not the CEMNIST release" in ev["description"]  # SMALL too
+
+
+def test_cemnist_card_dir_rewrites_the_card_and_eval_yaml(release, tmp_path: Path) -> None:
+    import shutil
+
+    from cemnist_data.cli import main as cli_main
+
+    folder = tmp_path / "rel"
+    shutil.copytree(release.path, folder)
+    (folder / "eval.yaml").unlink()
+    (folder / "README.md").write_text("edited")
+    assert cli_main(["card", "--dir", str(folder)]) == 0
+    assert (folder / "README.md").read_text() == (release.path / "README.md").read_text()
+    assert (folder / "eval.yaml").read_text() == (release.path / "eval.yaml").read_text()
+    ev = yaml.safe_load((folder / "eval.yaml").read_text())
+    assert ev["name"] == "CEMNIST (Continual Extended MNIST)" and "custom" not in ev["description"]

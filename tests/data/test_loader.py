@@ -101,7 +101,7 @@ def test_local_folder_path(release) -> None:
         ({"mode": "disjoint"}, "mode='disjoint' needs task="),
         ({"task": 1, "split": "train[:10%"}, "unknown split"),
         ({"task": 1, "split": "train+dev"}, "unknown split 'dev'"),
-        ({"task": 1, "revision": "main"}, "not a CEMNIST release tag"),
+        ({"task": 1, "revision": "dev"}, "not a CEMNIST release tag"),
         ({"task": 1, "version": "1.0.0", "revision": "v9.9.9"}, "contradicts"),
         ({"name": "overlap-task1", "config": "overlap-task2"}, "name='overlap-task1' contradicts config='overlap-task2'"),
         ({"task": 1, "version": "9.9.9"}, "unknown CEMNIST release"),
@@ -173,11 +173,11 @@ def test_split_slicing_lists_streaming_revision(release, shared_cache) -> None:
 
 
 def test_options_that_make_no_sense_are_rejected_with_the_reason() -> None:
-    with pytest.raises(ValueError, match=r"data_files= is not supported for CEMNIST: a release has fixed files per config"):
+    with pytest.raises(ValueError, match=r"data_files=\{'train': 'x.parquet'\} is not supported for CEMNIST: a release has fixed files per config"):
         load_dataset("cemnist", "overlap-task1", data_files={"train": "x.parquet"})
-    with pytest.raises(ValueError, match=r"verification_mode= .*cannot be turned off"):
+    with pytest.raises(ValueError, match=r"verification_mode='no_checks' .*cannot be turned off"):
         load_dataset("cemnist", "overlap-task1", verification_mode="no_checks")
-    with pytest.raises(ValueError, match=r"num_proc= .*nothing to prepare"):
+    with pytest.raises(ValueError, match=r"num_proc=4 .*nothing to prepare"):
         load_dataset("cemnist", "overlap-task1", num_proc=4)
     with pytest.raises(TypeError, match="unexpected keyword arguments \\['colour'\\]"):
         load_dataset("cemnist", "overlap-task1", colour="red")
@@ -302,3 +302,100 @@ def test_an_unreadable_record_means_not_verified_yet(release, tmp_path, garbage:
 
     assert cli_main(["verify", str(release.path), "--cache-dir", str(cache), "--quiet"]) == 0
     assert len(json.loads(rec.read_text())["files"]) == 33
+
+
+# --- issue 20 item 2: datasets' defaults are accepted; item 6: streaming in shards ---------------------
+
+
+def test_datasets_defaults_are_accepted(release) -> None:
+    """Code written for datasets.load_dataset passes its defaults explicitly; they must not raise."""
+    from cemnist_data.features import FEATURES
+
+    want = load_dataset("cemnist", "overlap-task1", split="validation[:3]")["uid"]
+    defaults = dict(data_dir=None, data_files=None, features=None, download_config=None, download_mode=None,
+                    verification_mode=None, keep_in_memory=None, save_infos=False, token=None, num_proc=None,
+                    storage_options=None, trust_remote_code=None)
+    assert load_dataset("cemnist", "overlap-task1", split="validation[:3]", **defaults)["uid"] == want
+    same = dict(features=FEATURES.copy(), download_mode=datasets.DownloadMode.REUSE_DATASET_IF_EXISTS,
+                verification_mode=datasets.VerificationMode.ALL_CHECKS, keep_in_memory=True, token=True, num_proc=1,
+                trust_remote_code=False)
+    assert load_dataset("cemnist", "overlap-task1", split="validation[:3]", **same)["uid"] == want
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"verification_mode": datasets.VerificationMode.NO_CHECKS}, r"verification_mode=<VerificationMode.NO_CHECKS.*cannot be turned off"),
+    ({"num_proc": 4}, r"num_proc=4 is not supported for CEMNIST: there is nothing to prepare"),
+    ({"token": "hf_secret"}, r"token='hf_secret' is not supported .*HF_TOKEN"),
+    ({"data_dir": "x"}, r"data_dir='x' is not supported .*fixed files per config"),
+    ({"download_mode": "reuse_everything"}, r"download_mode='reuse_everything' is not supported .*force_redownload"),
+    ({"features": datasets.Features({"image": datasets.Image()})}, r"features=.* the features are fixed by the release"),
+])
+def test_values_other_than_datasets_defaults_are_refused_with_the_value(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_dataset("cemnist", "overlap-task1", split="validation", **kwargs)
+
+
+def test_revision_main_works_with_a_warning(release) -> None:
+    with pytest.warns(UserWarning, match=r"revision='main' is not a pinned release.*revision='v1.0.0'"):
+        ds = load_dataset("cemnist", "overlap-task1", split="validation[:2]", revision="main")
+    assert ds["uid"] == load_dataset("cemnist", "overlap-task1", split="validation[:2]", revision="v1.0.0")["uid"]
+
+
+def test_force_redownload_rebuilds_a_damaged_cached_config(release, tmp_path) -> None:
+    from cemnist_data import CemnistIntegrityError
+    from cemnist_data.release import split_path
+
+    cache = tmp_path / "cache"
+    folder = cache / "releases" / "1.0.0"
+    shutil.copytree(release.path, folder)
+    f = folder / split_path("overlap-task1", "validation")
+    good = f.read_bytes()
+    f.write_bytes(good[:-64])
+    with pytest.raises(CemnistIntegrityError, match="overlap-task1/validation"):
+        load_dataset("cemnist", "overlap-task1", split="validation", cache_dir=cache)
+    ds = load_dataset("cemnist", "overlap-task1", split="validation", cache_dir=cache, download_mode="force_redownload")
+    assert ds.num_rows == 500 and f.read_bytes() == good  # offline: rebuilt byte for byte from the package
+    with pytest.raises(ValueError, match="force_redownload' contradicts source='cache'"):
+        load_dataset("cemnist", "overlap-task1", split="validation", cache_dir=cache, download_mode="force_redownload",
+                     source="cache")
+
+
+def test_force_redownload_of_a_local_folder_verifies_it_again_by_content(release, tmp_path) -> None:
+    from cemnist_data import CemnistIntegrityError
+    from cemnist_data.loader import _record_path
+    from cemnist_data.release import split_path
+
+    folder, cache = tmp_path / "rel", tmp_path / "cache"
+    shutil.copytree(release.path, folder)
+    load_dataset(str(folder), "overlap-task1", split="validation", cache_dir=cache)
+    rec = _record_path(folder.resolve(), cache)
+    record = json.loads(rec.read_text())
+    rel = split_path("overlap-task1", "validation")
+    other = (folder / split_path("overlap-task2", "validation")).read_bytes()  # valid parquet, other content
+    (folder / rel).write_bytes(other)
+    record["files"][rel] = __import__("hashlib").sha256(other).hexdigest()  # a record that vouches for it
+    rec.write_text(json.dumps(record))
+    trusted = load_dataset(str(folder), "overlap-task1", split="validation[:1]", cache_dir=cache)
+    assert trusted[0]["uid"].startswith("overlap/validation/task2/")  # the record is trusted without force
+    with pytest.raises(CemnistIntegrityError, match="overlap-task1/validation"):
+        load_dataset(str(folder), "overlap-task1", split="validation", cache_dir=cache, download_mode="force_redownload")
+
+
+@pytest.mark.parametrize("spec", ["train[33%:34%]", "test[-1%:]", "validation[7:9]+train[-2:]", "train[:1%]+test[:3]"])
+def test_split_slices_match_plain_datasets(release, spec: str) -> None:
+    """Slicing goes through ReadInstruction's public from_spec/to_absolute only; pinned to datasets' own result."""
+    plain = datasets.load_dataset(str(release.path), "overlap-task1", split=spec)
+    assert load_dataset("cemnist", "overlap-task1", split=spec)["uid"] == plain["uid"]
+
+
+def test_streaming_has_shards_for_dataloader_workers(release) -> None:
+    from torch.utils.data import DataLoader
+
+    def shards(it: datasets.IterableDataset) -> int:  # num_shards; n_shards in older datasets
+        return getattr(it, "num_shards", None) or it.n_shards
+
+    stream = load_dataset("cemnist", "overlap-task1", split="validation", streaming=True)
+    assert shards(stream) == 16
+    assert shards(load_dataset("cemnist", "overlap-task1", split="validation[:3]", streaming=True)) == 3
+    uids = [u for batch in DataLoader(stream.select_columns(["uid"]), batch_size=50, num_workers=2) for u in batch["uid"]]
+    assert sorted(uids) == sorted(load_dataset("cemnist", "overlap-task1", split="validation")["uid"])

@@ -78,6 +78,18 @@ def test_reproductions_on_other_machines_are_the_board_runs_they_claim():
         assert p.parent.name in (V1.parent / "repro" / "README.md").read_text()
 
 
+@pytest.mark.parametrize("mode, seed, same", [("overlap", 0, False), ("overlap", 1, True), ("overlap", 2, True),
+                                              ("disjoint", 0, True), ("disjoint", 1, False), ("disjoint", 2, False)])
+def test_which_committed_task0_models_share_a_machine_kind(mode, seed, same):
+    """README, "What is identical where": kd's runs (AMD EPYC, env recorded) and mib's (env unrecorded) train the
+    same task-0 model of a seed; where their step-0 confusions are equal the bits were, so the unrecorded runs of
+    that seed came from the same machine kind."""
+    kd = json.loads((V1 / f"kd-2-2-{mode}-seed{seed}.json").read_text())
+    mib = json.loads((V1 / f"mib-2-2-{mode}-seed{seed}.json").read_text())
+    assert "cpu_model" in kd["env"] and "cpu_model" not in mib["env"]
+    assert (kd["steps"][0]["confusion"] == mib["steps"][0]["confusion"]) is same
+
+
 @pytest.mark.slow
 def test_default_naive_seed0_reproduces_the_committed_result(tmp_path, cemnist_cache, capsys):
     from cemnist_baselines.artifacts import machine_label, same_machine_kind

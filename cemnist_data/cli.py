@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .card import ordered_configs
@@ -20,7 +24,7 @@ from .mnist import MnistIntegrityError, download_mnist, load_mnist
 from .registry import HUB_REPO_ID, LATEST_VERSION, load_manifest
 from .buildsize import LARGE_BUILD_IMAGES, MAX_BUILD_IMAGES, check_build_size
 from .release import build_release
-from .workdirs import NoSuchFolderError, clean_cache
+from .workdirs import NoSuchFolderError, clean_cache, clean_work_dirs_in
 from .spec import SPLITS, CemnistSpec
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "EXIT_INTEGRITY"]
@@ -139,6 +143,13 @@ def _cmd_card(args: argparse.Namespace) -> int:
 def _cmd_cache_clean(args: argparse.Namespace) -> int:
     root = cache_root(args.cache_dir)
     items = clean_cache(root, dry_run=args.dry_run)
+    for d in args.dirs:
+        folder = Path(d)
+        if not folder.is_dir():
+            raise NoSuchFolderError(f"no such folder: {folder}; pass the folders that hold your --out folders")
+        items += clean_work_dirs_in(folder.resolve(), dry_run=args.dry_run)
+    if args.dirs:
+        root = ", ".join([str(root), *(str(Path(d).resolve()) for d in args.dirs)])
     if not items:
         print(f"nothing to clean in {root}")
         return 0
@@ -275,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("clean", help="remove folders of killed builds/downloads and Arrow copies nothing reads")
     kc.add_argument("--dry-run", action="store_true", help="only say what would be removed and how much it frees")
     kc.add_argument("--cache-dir", help="cache folder (default: $CEMNIST_CACHE or ~/.cache/cemnist)")
+    kc.add_argument("dirs", nargs="*", metavar="DIR",
+                    help="also look in these folders for what killed `cemnist build --out DIR/NAME` left beside NAME "
+                    "(.NAME.partial-*)")
     kc.set_defaults(func=_cmd_cache_clean)
 
     d = sub.add_parser("download-mnist", help="download MNIST from the mirrors into DIR, verified by the pinned hashes")
@@ -303,13 +317,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (work folders, locks)."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` in the main thread (once; a second is ignored
+    while cleaning up). A handler someone else installed is left alone."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
+    """One line for Ctrl-C or SIGTERM; exit status 130 (SIGINT) or 143 (SIGTERM), as a shell reports them."""
+    name, status = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+    what = (f"; nothing was written to {args.out} and the build's work folder was removed"
+            if args.command == "build" else "")
+    print(f"cemnist {args.command}: interrupted ({name}){what}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cemnist`` console script (exit status: see the module docstring)."""
+    """Entry point of the ``cemnist`` console script (exit status: see the module docstring; 130 after Ctrl-C,
+    143 after SIGTERM, each with one line on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors exit with 2
     setup_logging(getattr(args, "verbose", 0))
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, exc)
     except BrokenPipeError:  # `cemnist info | head`: the reader went away; not an error of ours
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

@@ -1,15 +1,27 @@
-"""Atomic file writes shared by every part of the package (dataset, baselines, pictures)."""
+"""Atomic file writes and bounded reads shared by every part of the package (dataset, baselines, pictures)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "file_sha256", "read_regular_file",
+           "parse_json", "read_json_file", "RefusedFileError", "MAX_JSON_BYTES"]
+
+MAX_JSON_BYTES = 16 * 2**20
+"""Largest JSON file (manifest, ``id2label.json``, verification record) that is read: 16 MiB (the 1.0.0
+manifest is 14 kB)."""
+
+
+class RefusedFileError(ValueError):
+    """A file that is not read: not a regular file (a FIFO, a device such as /dev/zero, a folder), larger
+    than its cap, or JSON that cannot be parsed. The message names the file and why."""
 
 
 def _default_mode() -> int:
@@ -60,3 +72,59 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
+    """The bytes of the regular file at ``path`` (a symbolic link to one is followed), at most ``max_bytes``.
+
+    A FIFO, a device (``/dev/zero``), a socket or a folder is refused without reading from it, and so is a
+    file larger than ``max_bytes`` (also one that grows past it while it is read): :class:`RefusedFileError`
+    naming the file. ``FileNotFoundError`` and other ``OSError`` pass through.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # O_NONBLOCK: opening a FIFO does not wait
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RefusedFileError(f"{os.fsdecode(path)} is {_kind(st.st_mode)}, not a regular file, so it is not read. "
+                                   "Fix: replace it with the file it should be")
+        if st.st_size > max_bytes:
+            raise RefusedFileError(f"{os.fsdecode(path)} is {st.st_size:,} bytes, more than the {max_bytes:,} bytes "
+                                   "such a file may have, so it is not read. Fix: replace it with the file it should be")
+        chunks, total = [], 0
+        while True:
+            block = os.read(fd, min(1 << 24, max_bytes + 1 - total))
+            if not block:
+                break
+            chunks.append(block)
+            total += len(block)
+            if total > max_bytes:
+                raise RefusedFileError(f"{os.fsdecode(path)} grew past {max_bytes:,} bytes while it was read, so it "
+                                       "is not read. Fix: replace it with the file it should be")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def parse_json(data: bytes, where: str | os.PathLike[str]) -> object:
+    """``data`` (UTF-8 JSON) parsed; :class:`RefusedFileError` naming ``where`` for invalid UTF-8 or JSON, and for
+    JSON nested too deeply for Python's parser (which otherwise raises a bare ``RecursionError``)."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RefusedFileError(f"{os.fsdecode(where)} is not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise RefusedFileError(f"{os.fsdecode(where)} is not valid JSON for CEMNIST: it is nested too deeply to "
+                               "parse") from None
+
+
+def read_json_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES) -> object:
+    """A JSON file read with :func:`read_regular_file` and parsed with :func:`parse_json`."""
+    return parse_json(read_regular_file(path, max_bytes=max_bytes), path)

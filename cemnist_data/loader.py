@@ -20,16 +20,15 @@ import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from filelock import FileLock
 
-from .fileio import atomic_write_text
+from .fileio import MAX_JSON_BYTES, RefusedFileError, atomic_write_text, parse_json, read_json_file, read_regular_file
 from .progress import progress_enabled
-from .release import MANIFEST_NAME, split_path
+from .release import ROWS_RERENDERED, MANIFEST_NAME, check_manifest_spec, first_row_problems, manifest_problems, split_path
 from .registry import (
     CITATION,
     DESCRIPTION,
@@ -44,7 +43,8 @@ from .registry import (
     shipped_manifest_for,
 )
 from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
-from .workdirs import CemnistPathError, NoSuchFolderError, check_folder_location, is_not_writable, make_work_dir, remove_stale_work_dirs
+from .workdirs import (CemnistPathError, NoSuchFolderError, check_folder_location, is_not_writable, make_work_dir, path_lock,
+                       remove_stale_work_dirs, resolve_path)
 
 if TYPE_CHECKING:
     import datasets
@@ -63,6 +63,10 @@ __all__ = [
 
 log = logging.getLogger("cemnist")
 RECORDS_DIR = "verified"
+MAX_SHARD_BYTES = 4 * 2**30
+"""Largest parquet shard that is read: 4 GiB, and at most twice the size its manifest lists plus
+:data:`SHARD_SLACK_BYTES` (a larger file is refused before it is read)."""
+SHARD_SLACK_BYTES = 64 * 2**20
 Source = Literal["auto", "cache", "hub", "generate"]
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REPO_EXTRAS = ["README.md", MANIFEST_NAME, "id2label.json", "eval.yaml", ".gitattributes", "images/*"]
@@ -79,14 +83,14 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     chosen path is (or lies inside) a file.
     """
     if cache_dir is not None:
-        root, what, fix = Path(cache_dir).expanduser().resolve(), "cache_dir (--cache-dir)", "pass a folder."
+        raw, what, fix = cache_dir, "cache_dir (--cache-dir)", "pass a folder."
     elif os.environ.get("CEMNIST_CACHE"):
-        root, what = Path(os.environ["CEMNIST_CACHE"]).expanduser().resolve(), "$CEMNIST_CACHE"
+        raw, what = os.environ["CEMNIST_CACHE"], "$CEMNIST_CACHE"
         fix = "point CEMNIST_CACHE to a folder (or unset it to use ~/.cache/cemnist), or pass cache_dir= (--cache-dir)."
     else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root, what = Path(base).resolve() / "cemnist", "the default cache"
-        fix = "set CEMNIST_CACHE to a folder, or pass cache_dir= (--cache-dir)."
+        raw = Path(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "cemnist"
+        what, fix = "the default cache", "set CEMNIST_CACHE to a folder, or pass cache_dir= (--cache-dir)."
+    root = resolve_path(raw, what=what, fix=fix)
     check_folder_location(root, what=what, fix=fix)
     return root
 
@@ -98,19 +102,16 @@ def _cache_lock(folder: Path) -> Iterator[bool]:
     A read-only cache can still serve a complete release: nobody with our rights can change it, and
     a release folder only ever appears or is replaced in one rename.
     """
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(folder) + ".lock")
-        lock.acquire()
-    except OSError as exc:
-        if not is_not_writable(exc):
-            raise
-        yield False
-        return
-    try:
+    with ExitStack() as stack:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(path_lock(folder.with_name(folder.name + ".lock")))  # deleted again on release
+        except OSError as exc:
+            if not is_not_writable(exc):
+                raise
+            yield False
+            return
         yield True
-    finally:
-        lock.release()
 
 
 @dataclass(frozen=True)
@@ -134,22 +135,32 @@ def _fix(folder: Path) -> str:
 
 
 def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
-    """The folder's manifest and the SHA-256 of its bytes (:class:`NoSuchFolderError` for no folder at all)."""
+    """The folder's manifest and the SHA-256 of its bytes (:class:`NoSuchFolderError` for no folder at all).
+
+    The manifest must be a regular file of at most :data:`~cemnist_data.fileio.MAX_JSON_BYTES`, and a
+    custom build's manifest must carry the hash of its own spec (see :func:`check_manifest_spec`).
+    """
     p = folder / MANIFEST_NAME
     if not folder.is_dir():
         raise NoSuchFolderError(f"no such folder: {folder}; pass a release folder (build one with `cemnist build --out DIR`)")
-    if not p.is_file():
+    try:
+        data = read_regular_file(p, max_bytes=MAX_JSON_BYTES)
+    except FileNotFoundError:
         raise CemnistIntegrityError(
             f"{folder} is not a CEMNIST release folder: it has no {MANIFEST_NAME}. "
             "Build one with `cemnist build --out DIR`."
-        )
-    data = p.read_bytes()
+        ) from None
+    except RefusedFileError as exc:
+        raise CemnistIntegrityError(f"{str(exc).split(' Fix: ')[0].rstrip('.')}; the folder is corrupted. {_fix(folder)}") from None
     try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CemnistIntegrityError(f"{p} is not valid JSON ({exc}); the folder is corrupted. {_fix(folder)}") from exc
+        manifest = parse_json(data, p)
+    except RefusedFileError as exc:
+        raise CemnistIntegrityError(f"{exc}; the folder is corrupted. {_fix(folder)}") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("configs"), dict) or "spec" not in manifest:
         raise CemnistIntegrityError(f"{p} is not a CEMNIST manifest (no 'configs' and 'spec'); the folder is corrupted. {_fix(folder)}")
+    problem = check_manifest_spec(manifest)
+    if problem is not None:
+        raise CemnistIntegrityError(f"{p}: {problem}. {_fix(folder)}")
     return manifest, hashlib.sha256(data).hexdigest()
 
 
@@ -198,10 +209,10 @@ def _load_record(folder: Path, manifest_sha256: str, cache_dir: str | os.PathLik
     """
     path = _record_path(folder, cache_dir)
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
+        rec = read_json_file(path)
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, RefusedFileError) as exc:
         log.warning("CEMNIST: ignoring the unreadable verification record %s (%s); the files are verified again", path, exc)
         return {}
     if not (isinstance(rec, dict) and rec.get("folder") == str(folder) and rec.get("manifest_sha256") == manifest_sha256
@@ -257,10 +268,19 @@ def _check_split(
     """
     cfg, split = rel.split("/")[1], rel.rsplit("/", 1)[1].split("-", 1)[0]
     p = folder / rel
+    listed = manifest.get("files", {}).get(rel, {}).get("bytes") if isinstance(manifest.get("files"), dict) else None
+    cap = MAX_SHARD_BYTES
+    if isinstance(listed, int) and not isinstance(listed, bool) and listed >= 0:
+        cap = min(cap, 2 * listed + SHARD_SLACK_BYTES)
     try:
-        data = p.read_bytes()
+        data = read_regular_file(p, max_bytes=cap)
     except FileNotFoundError:
         raise CemnistIntegrityError(f"{p} is missing from the release {folder}. {_fix(folder)}") from None
+    except RefusedFileError as exc:
+        why = str(exc).split(" Fix: ")[0].rstrip(".")
+        if cap < MAX_SHARD_BYTES:
+            why = why.replace("such a file may have", f"allowed for it (twice the {listed:,} bytes its manifest lists, plus 64 MiB)")
+        raise CemnistIntegrityError(f"{why}. {_fix(folder)}") from None
     digest = hashlib.sha256(data).hexdigest()
     if rel in recorded:
         if recorded[rel] != digest:
@@ -317,20 +337,78 @@ def verify_release(
     if expected is not None:
         compare_manifests(manifest, expected, folder)
     rels = _config_rels(manifest, list(manifest["configs"]) if configs is None else configs, folder)
-    problems: list[str] = []
+    problems: list[str] = manifest_problems(manifest) + _folder_problems(folder, manifest)
     files: dict[str, str] = {}
+    heads: dict[str, list[dict[str, Any]]] = {}
     for rel in tqdm(rels, desc=f"verify {folder.name}", unit="split", disable=not progress_enabled(progress)):
         try:
-            digest, _, _ = _check_split(folder, manifest, rel, {}, parse=True)
+            digest, table, _ = _check_split(folder, manifest, rel, {}, parse=True)
         except CemnistIntegrityError as exc:
             problems.append(str(exc).split(" Fix: ")[0])
             continue
+        listed = manifest.get("files", {}).get(rel)
+        size = (folder / rel).stat().st_size
+        if isinstance(listed, dict) and (listed.get("sha256"), listed.get("bytes")) != (digest, size):
+            n = listed.get("bytes")
+            problems.append(f"{rel}: {size:,} bytes, SHA-256 {digest[:16]}…; the manifest lists "
+                            f"{f'{n:,}' if isinstance(n, int) else repr(n)} bytes, SHA-256 {str(listed.get('sha256'))[:16]}…")
+        assert table is not None
+        heads[rel] = table.slice(0, ROWS_RERENDERED).select(["digits", "mnist_index", "top", "left", "uid"]).to_pylist()
         files[rel] = digest
+    if expected is None and not problems:  # a custom build: its spec must render its files' first rows
+        problems += first_row_problems(CemnistSpec.from_dict(manifest["spec"]), heads)
     if problems:
         raise CemnistIntegrityError(f"{folder} failed verification:\n  " + "\n  ".join(problems) + f"\n{_fix(folder)}")
     if record:
         _save_record(folder, msha, files, cache_dir)
     return manifest
+
+
+_RELEASE_EXTRAS = ("manifest.json", "README.md", "id2label.json", "eval.yaml", ".gitattributes", "images/preview.png")
+"""What a release folder holds besides the split files its manifest lists: the manifest, the card and its picture."""
+_TOLERATED = (".cache/huggingface", ".cemnist-verified.json")
+"""Left by ``huggingface_hub`` downloads and by earlier CEMNIST versions; hidden, so neither uploaded nor read."""
+
+
+def _folder_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """What the release folder holds besides its manifest's files, the card and its picture; and an
+    ``id2label.json`` that is not the one every release has (see :func:`cemnist_data.labels.id2label_json`)."""
+    from .labels import ID2LABEL
+
+    files = manifest.get("files")
+    allowed = set(_RELEASE_EXTRAS) | (set(files) if isinstance(files, dict) else set())
+    dirs = {d for f in allowed for d in (Path(f).parents) if str(d) != "."}
+    foreign = []
+    for root, subdirs, names in os.walk(folder):
+        for name in sorted(subdirs) + sorted(names):
+            rel = (Path(root) / name).relative_to(folder).as_posix()
+            if rel.startswith(_TOLERATED):
+                continue
+            is_dir = (Path(root) / name).is_dir() and not (Path(root) / name).is_symlink()
+            if (is_dir and Path(rel) not in dirs) or (not is_dir and rel not in allowed):
+                foreign.append(rel + ("/" if is_dir else ""))
+        subdirs[:] = [d for d in subdirs if Path((Path(root) / d).relative_to(folder).as_posix()) in dirs]
+    problems = []
+    foreign.sort()
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" (and {len(foreign) - 5} more)" if len(foreign) > 5 else "")
+        problems.append(f"{folder} holds what its manifest does not list: {shown}; `datasets` and the Hub would take "
+                        "files there as part of the release. Move them out of the folder")
+    p = folder / "id2label.json"
+    try:
+        labels = read_json_file(p)
+    except FileNotFoundError:
+        problems.append(f"{p} is missing")
+    except (OSError, RefusedFileError) as exc:
+        problems.append(f"{p} cannot be read ({str(exc).split(' Fix: ')[0].rstrip('.')})")
+    else:
+        want = {str(i): name for i, name in ID2LABEL.items()}
+        if labels != want:
+            diff = sorted(k for k in set(want) | set(labels if isinstance(labels, dict) else {})
+                          if not isinstance(labels, dict) or labels.get(k) != want.get(k))
+            problems.append(f"{p} is not the label map of CEMNIST (differs at ids {diff[:6]}); every release has "
+                            f"{want}")
+    return problems
 
 
 def _ensure_verified(rel: ReleaseFolder, configs: Sequence[str], cache_dir: str | os.PathLike[str] | None, *,

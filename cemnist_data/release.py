@@ -16,9 +16,11 @@ lock, so an interrupted build never leaves a folder that a later load would acce
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from .card import EVAL_YAML, eval_yaml_text, render_readme
@@ -38,14 +39,16 @@ from .labels import id2label_json, mask_palette_bytes
 from .png import encode_png_batch
 from .preview import PREVIEW_PATH, preview_png
 from .progress import progress_enabled
-from .registry import MNIST_FILES
+from .registry import MNIST_FILES, shipped_manifest_for
 from .render import Rendered
 from .scenario import apply_view, pool_stream, stream_source, in_test_split, train_stream, view_digits
-from .spec import MODES, SPLITS, CemnistSpec, config_name
+from .spec import MODES, SPLITS, CemnistSpec, config_name, parse_config_name
 from .buildsize import MAX_BUILD_IMAGES, check_build_size
-from .workdirs import check_release_target, is_not_writable, make_work_dir, remove_stale_work_dirs, remove_tree
+from .workdirs import (check_release_target, disk_full_error, is_not_writable, make_work_dir, path_lock, remove_stale_work_dirs,
+                       remove_tree, resolve_path)
 
-__all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT"]
+__all__ = ["build_release", "build_release_locked", "split_path", "MANIFEST_NAME", "MANIFEST_FORMAT", "SPEC_HASH_KEY",
+           "spec_sha256", "check_manifest_spec", "manifest_problems", "first_row_problems"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "cemnist-manifest/1"
@@ -60,9 +63,131 @@ GITATTRIBUTES = """\
 """
 
 
+SPEC_HASH_KEY = "spec_sha256"
+"""Manifest field: SHA-256 of the manifest's own spec (see :func:`spec_sha256`). Every manifest written now carries
+it, except a rebuild of a published release whose shipped manifest has none (1.0.0), which the registry pins."""
+
+
 def split_path(config: str, split: str) -> str:
     """Relative path of a split's parquet file inside a release folder."""
     return f"data/{config}/{split}-00000-of-00001.parquet"
+
+
+def spec_sha256(spec: dict[str, Any]) -> str:
+    """SHA-256 of a manifest's ``spec`` as compact JSON with sorted keys."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _carries_spec_hash(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest must carry :data:`SPEC_HASH_KEY`: all but those of a shipped release that has none."""
+    shipped = shipped_manifest_for(manifest)
+    return shipped is None or SPEC_HASH_KEY in shipped
+
+
+def check_manifest_spec(manifest: dict[str, Any]) -> str | None:
+    """Why a manifest's spec cannot be trusted (in words), or None.
+
+    The spec must be a valid :class:`CemnistSpec` and hash to the manifest's :data:`SPEC_HASH_KEY`; the
+    published 1.0.0 release has no such field, and its spec is pinned by the shipped manifest instead.
+    """
+    spec = manifest.get("spec")
+    if not isinstance(spec, dict):
+        return "its 'spec' is not a mapping"
+    try:
+        CemnistSpec.from_dict(spec)
+    except (TypeError, ValueError) as exc:
+        return f"its spec is not valid ({exc})"
+    recorded = manifest.get(SPEC_HASH_KEY)
+    if recorded is None:
+        if _carries_spec_hash(manifest):
+            return (f"it has no {SPEC_HASH_KEY}, the hash of its own spec that the manifest of every custom build carries: "
+                    "it was edited, or written by an older cemnist")
+        return None
+    want = spec_sha256(spec)
+    if recorded != want:
+        return (f"its spec hashes to {want[:16]}…, but the manifest records {SPEC_HASH_KEY} {str(recorded)[:16]}…: "
+                "the spec was edited after the build")
+    return None
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What a (spec-checked) manifest says that its spec contradicts: tasks, configs, row counts, file list."""
+    spec = CemnistSpec.from_dict(manifest["spec"])
+    problems = []
+    if manifest.get("tasks") != spec.tasks:
+        problems.append(f"manifest.json: tasks {manifest.get('tasks')!r}, but its spec gives {spec.tasks}")
+    names = spec.config_names()
+    if sorted(manifest["configs"]) != sorted(names):
+        problems.append(f"manifest.json: configs {sorted(manifest['configs'])}, but its spec gives {sorted(names)}")
+        return problems
+    for cfg in names:
+        _, task = parse_config_name(cfg)
+        times = spec.num_tasks if task is None else 1
+        want = {"train": times * spec.train_per_task, "validation": times * spec.validation_per_task}
+        splits = manifest["configs"][cfg].get("splits", {})
+        for split in SPLITS:
+            rows = splits.get(split, {}).get("num_rows")
+            if split == "test":
+                ok = rows == spec.test_pool if task is None else isinstance(rows, int) and 0 < rows <= spec.test_pool
+                if not ok:
+                    problems.append(f"manifest.json: {cfg}/test has {rows!r} rows; its spec gives "
+                                    + (f"{spec.test_pool}" if task is None else f"1 to {spec.test_pool}"))
+            elif rows != want[split]:
+                problems.append(f"manifest.json: {cfg}/{split} has {rows!r} rows; its spec gives {want[split]}")
+    for t in range(spec.num_tasks):
+        a, b = (manifest["configs"][config_name(m, t)]["splits"].get("test") for m in MODES)
+        if a != b:
+            problems.append(f"manifest.json: the test split of task {t} differs between the modes ({a} vs {b}); "
+                            "it is the same split in both")
+    files = manifest.get("files")
+    want_files = {split_path(c, s) for c in names for s in SPLITS}
+    if not isinstance(files, dict) or set(files) != want_files:
+        got = set(files) if isinstance(files, dict) else set()
+        diff = sorted(got ^ want_files)
+        problems.append(f"manifest.json: its 'files' do not list exactly the {len(want_files)} split files of its "
+                        f"spec ({', '.join(diff[:4])}{' …' if len(diff) > 4 else ''})")
+    if manifest.get("mnist_sha256") != {name: f.sha256 for name, f in MNIST_FILES.items()}:
+        problems.append("manifest.json: its mnist_sha256 are not the pinned MNIST hashes")
+    return problems
+
+
+ROWS_RERENDERED = 2
+"""Rows at the start of each train and validation split (and of the joint test) that verification renders again
+from a custom build's spec."""
+
+
+def first_row_problems(spec: CemnistSpec, heads: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Render the first rows of each split in ``heads`` again from ``spec`` and compare where their digits come
+    from (digits, MNIST indices, positions, uid): a spec that is not the one the files were built from (another
+    seed, setting or size) renders other digits. ``heads`` maps a split's relative path to its first rows
+    (``digits``, ``mnist_index``, ``top``, ``left``, ``uid``); task test splits are skipped (they are filtered)."""
+    sources = stream_source(spec, load_mnist())
+    problems: list[str] = []
+    for rel, rows in sorted(heads.items()):
+        cfg, split = rel.split("/")[1], rel.rsplit("/", 1)[1].split("-", 1)[0]
+        mode, task = parse_config_name(cfg)
+        if split == "test":
+            if task is not None:
+                continue
+            stream = pool_stream(spec)
+        else:
+            stream = train_stream(spec, mode="overlap" if task is None else mode, task=task or 0, split=split)
+        n = min(len(rows), stream.size)
+        layout = stream.render(spec, sources, 0, n)
+        for i in range(n):
+            keep = layout.classes[i] >= 0
+            want = {"digits": layout.classes[i][keep].tolist(), "mnist_index": layout.mnist_index[i][keep].tolist(),
+                    "top": layout.top[i][keep].tolist(), "left": layout.left[i][keep].tolist(),
+                    "uid": f"{stream.name}/{i:06d}"}
+            got = {k: rows[i].get(k) for k in want}
+            if got != want:
+                problems.append(f"{rel}: row {i} is not the image that the manifest's spec renders (digits {got['digits']} "
+                                f"at MNIST {got['mnist_index']}, the spec gives {want['digits']} at {want['mnist_index']})")
+                break
+    if problems:
+        more = f" (and {len(problems) - 1} more splits)" if len(problems) > 1 else ""
+        return [f"{problems[0]}{more}: the spec in manifest.json is not the one these files were built from"]
+    return []
 
 
 @dataclass
@@ -266,7 +391,7 @@ class _ReleaseBuilder:
                 files[rel] = {"sha256": file_sha256(self.root / rel), "bytes": (self.root / rel).stat().st_size,
                               "arrow_bytes": arrow_num_bytes(self.root / rel)}
             configs[cfg] = entry
-        return {
+        manifest = {
             "format": MANIFEST_FORMAT,
             "name": "cemnist",
             "version": spec.version,
@@ -276,6 +401,9 @@ class _ReleaseBuilder:
             "configs": configs,
             "files": files,
         }
+        if _carries_spec_hash(manifest):
+            manifest[SPEC_HASH_KEY] = spec_sha256(manifest["spec"])
+        return manifest
 
 
 def build_release(
@@ -291,7 +419,7 @@ def build_release(
     """Render every config of ``spec`` and write a release folder at ``out_dir``; returns its manifest.
 
     The folder appears at ``out_dir`` only when complete (temporary sibling + rename, under the file
-    lock ``<out_dir>.lock``). An existing ``out_dir`` is an error unless ``overwrite=True``, which
+    lock ``<out_dir>.lock``, which is deleted again when the build ends). An existing ``out_dir`` is an error unless ``overwrite=True``, which
     replaces only an empty folder or a release (see :func:`~cemnist_data.workdirs.check_release_target`).
     A build of more than ``max_images`` rendered images is refused before it starts.
     """
@@ -299,23 +427,20 @@ def build_release(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     check_build_size(spec, max_images=max_images)
-    out = Path(out_dir).resolve()
+    out = resolve_path(out_dir, what="--out (out_dir)", fix="remove the loop (`ls -l` shows where each link points), or choose another --out (out_dir=)")
     check_release_target(out, overwrite=overwrite)  # fail before taking the lock or creating anything
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(out) + ".lock")
-        lock.acquire()
-    except OSError as exc:
-        if not is_not_writable(exc):
-            raise
-        raise PermissionError(
-            f"cannot write the release {out}: {out.parent} is not writable ({exc.strerror}). "
-            "Fix: choose an --out (out_dir=) in a folder you can write to",
-        ) from exc
-    try:
+    with ExitStack() as stack:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(path_lock(out.with_name(out.name + ".lock")))  # deleted again when the build ends
+        except OSError as exc:
+            if not is_not_writable(exc):
+                raise
+            raise PermissionError(
+                f"cannot write the release {out}: {out.parent} is not writable ({exc.strerror}). "
+                f"Fix: choose an --out (out_dir=) in a folder you can write to ({out.parent} is read-only for this user)",
+            ) from exc
         return build_release_locked(out, spec=spec, mnist_dir=mnist_dir, workers=workers, overwrite=overwrite, progress=progress)
-    finally:
-        lock.release()
 
 
 def build_release_locked(
@@ -364,8 +489,11 @@ def build_release_locked(
             remove_tree(trash)
         else:
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         if tmp.exists():
             remove_tree(tmp)
+        full = disk_full_error(exc, target=out, doing=f"writing the release {out}")
+        if full is not None:
+            raise full from exc
         raise
     return manifest

@@ -14,24 +14,33 @@ Two promises live here (docs/RELIABILITY.md):
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import re
 import shutil
 import socket
+import stat
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from .fileio import RefusedFileError, read_json_file
 
 __all__ = [
     "CemnistPathError",
     "NoSuchFolderError",
     "CleanItem",
+    "DiskFullError",
     "WorkDir",
     "clean_cache",
+    "clean_work_dirs_in",
+    "disk_full_error",
+    "path_lock",
+    "resolve_path",
     "check_folder_location",
     "check_release_target",
     "find_work_dirs",
@@ -169,7 +178,7 @@ def make_work_dir(target: Path, kind: WorkKind, *, create: bool = True) -> Path:
             if not is_not_writable(exc):
                 raise
             raise PermissionError(
-                f"cannot write in {target.parent} ({exc.strerror}). "
+                f"cannot write in {target.parent} ({exc.strerror}): it is read-only for this user. "
                 f"Fix: choose a location you can write to, or make {target.parent} writable",
             ) from exc
     return path
@@ -240,12 +249,78 @@ class CleanItem:
     reason: str
 
 
+_LEGACY_LOCK_RE = re.compile(r"^_.*_parquet_(?P<config>default-[0-9a-f]{16})_[0-9.]+_[0-9a-f]{64}\.lock$")
+_LEGACY_FILE_RE = re.compile(r"^(?:[0-9a-f]{64}(?:_builder\.lock|\.incomplete_info\.lock)|[0-9a-f]{64}/(?:parquet-(?:train|validation|test)(?:-\d{5}-of-\d{5})?\.arrow|dataset_info\.json))$")
+_CEMNIST_COLUMNS = frozenset({"image", "mask", "full_mask", "mnist_index", "uid"})
+
+
+def _legacy_arrow_copy(folder: Path) -> str | None:
+    """Why ``arrow/parquet/<folder>`` is not an Arrow copy that an earlier CEMNIST wrote, or None when it is.
+
+    Earlier versions let ``datasets`` cache the release's parquet files under ``arrow/``: the folder is
+    ``default-<16 hex>/<version>/<64 hex>/`` holding ``parquet-<split>.arrow`` files and a
+    ``dataset_info.json`` whose features are CEMNIST's columns, plus ``datasets``' lock files.
+    """
+    if not re.fullmatch(r"default-[0-9a-f]{16}", folder.name) or folder.is_symlink():
+        return "its name is not one that datasets gave the Arrow copies of earlier CEMNIST versions"
+    infos = 0
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(root) / name
+            rel = p.relative_to(folder).as_posix()
+            version, _, rest = rel.partition("/")
+            if p.is_symlink() or not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
+                return f"it holds {rel}, which earlier CEMNIST versions never wrote there"
+            if p.is_dir() and (not rest or re.fullmatch(r"[0-9a-f]{64}", rest)):
+                continue
+            if not (p.is_file() and _LEGACY_FILE_RE.match(rest)):
+                return f"it holds {rel}, which earlier CEMNIST versions never wrote there"
+            if rest.endswith("/dataset_info.json"):
+                try:
+                    info = read_json_file(p)
+                except (OSError, RefusedFileError) as exc:
+                    return f"its {rel} cannot be read ({exc})"
+                features = info.get("features") if isinstance(info, dict) else None
+                if not (isinstance(features, dict) and _CEMNIST_COLUMNS <= set(features)):
+                    return f"its {rel} does not describe CEMNIST's columns"
+                infos += 1
+    return None if infos else "it holds no dataset_info.json describing CEMNIST's columns"
+
+
+def _legacy_arrow_items(arrow: Path) -> list[CleanItem]:
+    """The entries of the legacy ``arrow/`` folder: those provably written by an earlier CEMNIST go, the rest stay."""
+    items: list[CleanItem] = []
+    parquet = arrow / "parquet"
+    ours: set[str] = set()
+    for p in sorted(arrow.iterdir()):
+        if p == parquet and p.is_dir() and not p.is_symlink():
+            for sub in sorted(parquet.iterdir()):
+                why = _legacy_arrow_copy(sub) if sub.is_dir() else "it is not a folder of an Arrow copy"
+                if why is None:
+                    ours.add(sub.name)
+                    items.append(CleanItem(sub, tree_size(sub), True, "an Arrow copy written by an earlier CEMNIST "
+                                           "version; this version reads the verified parquet and never opens it"))
+                else:
+                    items.append(CleanItem(sub, tree_size(sub), False, f"not written by CEMNIST: {why}; delete it yourself if it is not needed"))
+            continue
+        m = _LEGACY_LOCK_RE.match(p.name)
+        if m is None or not p.is_file() or p.is_symlink():
+            items.append(CleanItem(p, tree_size(p), False, "not written by CEMNIST: earlier versions wrote only "
+                                   "parquet/default-*/ and datasets' lock files in arrow/; delete it yourself if it is not needed"))
+    for p in sorted(arrow.iterdir()):
+        m = _LEGACY_LOCK_RE.match(p.name)
+        if m is not None and p.is_file() and not p.is_symlink():
+            mine = m.group("config") in ours or not (parquet / m.group("config")).exists()
+            items.append(CleanItem(p, 0, mine, "a lock file of an Arrow copy written by an earlier CEMNIST version"
+                                   if mine else "the lock file of a folder that is kept"))
+    return items
+
+
 def _cache_items(root: Path) -> list[CleanItem]:
     items: list[CleanItem] = []
     legacy_arrow = root / "arrow"
     if legacy_arrow.is_dir() and not legacy_arrow.is_symlink():
-        items.append(CleanItem(legacy_arrow, tree_size(legacy_arrow), True,
-                               "Arrow copies written by earlier CEMNIST versions; this version reads the verified parquet and never opens them"))
+        items += _legacy_arrow_items(legacy_arrow)
     for dirpath, dirnames, _files in os.walk(root):
         depth = len(Path(dirpath).relative_to(root).parts)
         keep_walking = []
@@ -261,13 +336,35 @@ def _cache_items(root: Path) -> list[CleanItem]:
     return items
 
 
+def _remove(item: CleanItem) -> None:
+    if item.path.is_dir() and not item.path.is_symlink():
+        remove_tree(item.path)
+    else:
+        item.path.unlink(missing_ok=True)
+
+
+def clean_work_dirs_in(folder: Path, *, dry_run: bool = False) -> list[CleanItem]:
+    """Work folders directly inside ``folder`` (where builds with ``--out folder/NAME`` ran): those of dead owners
+    are removed (unless ``dry_run``), the others kept; each with its reason (see :meth:`WorkDir.removable`)."""
+    items = []
+    for w in find_work_dirs(folder):
+        ok, why = w.removable()
+        items.append(CleanItem(w.path, tree_size(w.path), ok, why))
+    if not dry_run:
+        for item in items:
+            if item.remove:
+                _remove(item)
+    return items
+
+
 def clean_cache(root: Path, *, dry_run: bool = False) -> list[CleanItem]:
     """Find (and unless ``dry_run`` remove) what the cache at ``root`` holds for nothing.
 
     That is: work folders of killed builds and downloads whose owner process is gone (see
-    :meth:`WorkDir.removable`), and the Arrow copies (``arrow/``) that earlier versions wrote and
-    this one never reads. Releases, verification records and lock files are kept. Returns every
-    item found, removed or kept, with the reason.
+    :meth:`WorkDir.removable`), and the Arrow copies that earlier versions wrote under ``arrow/`` and
+    this one never reads; only what matches their layout and content is removed (see
+    :func:`_legacy_arrow_copy`), anything else there is listed as kept. Releases, verification records
+    and lock files are kept. Returns every item found, removed or kept, with the reason.
     """
     if not root.is_dir():
         return []
@@ -275,7 +372,11 @@ def clean_cache(root: Path, *, dry_run: bool = False) -> list[CleanItem]:
     if not dry_run:
         for item in items:
             if item.remove:
-                remove_tree(item.path)
+                _remove(item)
+        arrow = root / "arrow"
+        for empty in (arrow / "parquet", arrow):  # emptied by the removals above: nothing of the user's is in them
+            if empty.is_dir() and not empty.is_symlink() and not any(empty.iterdir()):
+                empty.rmdir()
     return items
 
 
@@ -314,8 +415,8 @@ def release_foreign_entries(folder: Path) -> list[str] | None:
         return [e + "/" if (folder / e).is_dir() else e for e in entries if "/" not in e]
     listed: set[str] | None = None
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = read_json_file(manifest_path)
+    except (OSError, RefusedFileError):
         manifest = None  # a damaged release: its data files are recognised by their layout alone
     if isinstance(manifest, dict):
         if manifest.get("name") != "cemnist" or not str(manifest.get("format", "")).startswith("cemnist-manifest/"):
@@ -348,6 +449,7 @@ def check_release_target(out: Path, *, overwrite: bool) -> None:
     ``FileExistsError``.
     """
     fix_other = "choose a new folder for --out (out_dir=), e.g. a subfolder that does not exist yet."
+    check_work_dir_name(out, what="--out (out_dir)")
     if not os.path.lexists(out):
         check_folder_location(out, what="--out (out_dir)", fix=fix_other)
         return
@@ -366,3 +468,116 @@ def check_release_target(out: Path, *, overwrite: bool) -> None:
         )
     if not overwrite and foreign is None:
         raise FileExistsError(f"{out} already holds a release; pass overwrite=True (CLI: --overwrite) to replace it")
+
+
+NAME_MAX = 255
+"""Longest file name (bytes) that common Linux and macOS file systems allow."""
+_WORK_SUFFIX_BYTES = len(".") + len(".download-") + 64 + len("-") + 10 + len("-") + 12
+"""The most that the name of a work folder adds to its target's name (see :func:`make_work_dir`)."""
+
+
+def check_work_dir_name(target: Path, *, what: str) -> None:
+    """Raise :class:`CemnistPathError` unless ``target`` can be written with a work folder beside it: its path
+    must be valid UTF-8 (the parquet writer needs it) and its name short enough for the work folder's name."""
+    try:
+        str(target).encode("utf-8")
+    except UnicodeEncodeError:
+        raise CemnistPathError(
+            f"{what} {os.fsencode(target)!r} is not a valid UTF-8 path, which the parquet writer needs. "
+            "Fix: choose a name (and folders) in UTF-8"
+        ) from None
+    size = len(target.name.encode("utf-8"))
+    limit = NAME_MAX - _WORK_SUFFIX_BYTES
+    if size > limit:
+        raise CemnistPathError(
+            f"{what} {target} has a name of {size} bytes; it is written through a work folder beside it whose name adds "
+            f"up to {_WORK_SUFFIX_BYTES} bytes, and a file name may have {NAME_MAX}. Fix: choose a name of at most "
+            f"{limit} bytes"
+        )
+
+
+def resolve_path(path: str | os.PathLike[str], *, what: str, fix: str) -> Path:
+    """``Path(path).expanduser().resolve()``, with a symbolic-link loop reported as :class:`CemnistPathError`
+    naming ``what`` (e.g. ``"--out"``, ``"$CEMNIST_CACHE"``), the path and ``fix``."""
+    p = Path(path).expanduser()
+    try:
+        return p.resolve()
+    except RuntimeError as exc:  # Python < 3.13: "Symlink loop from ..."
+        raise CemnistPathError(f"{what} {p} is a symbolic link loop ({exc}). Fix: {fix}") from None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise CemnistPathError(f"{what} {p} is a symbolic link loop ({exc.strerror}). Fix: {fix}") from None
+
+
+DISK_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+class DiskFullError(OSError):
+    """Writing failed because the disk is full, a quota is spent or a file hit the size limit; the message
+    names the target and the fix (a runtime failure: exit status 1)."""
+
+
+def disk_full_error(exc: BaseException, *, target: Path, doing: str) -> DiskFullError | None:
+    """A one-line :class:`DiskFullError` for ``exc`` when it says "no space" / "file too large", else None.
+
+    pyarrow raises ``OSError`` with the ``errno`` set but no file name; ``doing`` names what was written.
+    """
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL_ERRNOS:
+        return None
+    why = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file reached the file size limit (`ulimit -f`) or the "
+           "largest file the file system allows"}.get(exc.errno, "the disk quota is used up")
+    err = DiskFullError(
+        f"{doing} failed: {why} ({os.strerror(exc.errno)}) on the file system of {target.parent}; nothing was left "
+        f"behind. Fix: free space there (or raise the limit), or choose a location on another disk"
+    )
+    err.errno = exc.errno
+    return err
+
+
+@contextmanager
+def path_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if needed) and delete it on release.
+
+    POSIX ``flock``; after taking the lock the file is checked to still be the one at ``path`` (a holder
+    deletes it before it lets go), so deleting it cannot let two processes in at once. Where ``fcntl``
+    does not exist, :class:`filelock.FileLock` is used and the file stays.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        from filelock import FileLock
+
+        with FileLock(str(path)):
+            yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(held.st_mode):
+            os.close(fd)
+            raise CemnistPathError(f"the lock file {path} is not a regular file. Fix: move it out of the way")
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the holder before us deleted it: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError as exc:  # gone already, or a folder we may not change: the file stays, the lock is still sound
+            if not (isinstance(exc, FileNotFoundError) or is_not_writable(exc)):
+                raise
+            if not isinstance(exc, FileNotFoundError):
+                log.debug("could not delete the lock file %s (%s); it stays", path, exc.strerror)
+        finally:
+            os.close(fd)  # releases the lock

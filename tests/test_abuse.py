@@ -101,7 +101,7 @@ def test_item01_overwrite_still_replaces_a_release_or_an_empty_folder(tmp_path: 
     empty.mkdir()
     build_release(empty, spec=TINY, progress=False)
     verify_release(empty)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "empty.lock", "rel", "rel.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "rel"]  # no lock files left (issue 19 item 10)
 
 
 # --- 12. bounded PNG decompression ---------------------------------------------------------------

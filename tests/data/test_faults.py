@@ -118,7 +118,7 @@ def test_concurrent_builds_do_not_corrupt(tmp_path: Path) -> None:
         pool.map(_build_small, [out, out])
     manifest = verify_release(out)
     assert manifest["configs"]["joint"]["splits"]["train"]["num_rows"] == 5 * 40
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rel", "rel.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rel"]  # the lock file is deleted when the build ends
 
 
 def test_existing_folder_needs_overwrite(tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_two_loads_into_one_empty_cache_build_once(tmp_path: Path) -> None:
         digests = pool.map(_resolve_in, [str(tmp_path)] * 2)
     assert digests[0] == digests[1]
     releases = tmp_path / "releases"
-    assert sorted(p.name for p in releases.iterdir()) == ["1.0.0", "1.0.0.lock"]  # no partial folders left
+    assert sorted(p.name for p in releases.iterdir()) == ["1.0.0"]  # no partial folders, no lock file left
     verify_release(releases / "1.0.0", configs=["joint"])
 
 

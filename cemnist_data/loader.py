@@ -372,7 +372,8 @@ _TOLERATED = (".cache/huggingface", ".cemnist-verified.json")
 
 def _folder_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
     """What the release folder holds besides its manifest's files, the card and its picture; and an
-    ``id2label.json`` that is not the one every release has (see :func:`cemnist_data.labels.id2label_json`)."""
+    ``id2label.json`` that is not the one every release has (see :func:`cemnist_data.labels.id2label_json`;
+    a missing one is left to ``publish``, which refuses an incomplete folder)."""
     from .labels import ID2LABEL
 
     files = manifest.get("files")
@@ -398,7 +399,7 @@ def _folder_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
     try:
         labels = read_json_file(p)
     except FileNotFoundError:
-        problems.append(f"{p} is missing")
+        pass  # a folder without the card files can still be verified; `publish` refuses it as incomplete
     except (OSError, RefusedFileError) as exc:
         problems.append(f"{p} cannot be read ({str(exc).split(' Fix: ')[0].rstrip('.')})")
     else:

@@ -206,8 +206,10 @@ def plan_publish(
     if missing:
         raise ValueError(f"{folder} is not a complete release folder: {missing} missing. Rebuild it with "
                          f"`cemnist build --out {folder} --overwrite`, or write the card files with `cemnist card --dir {folder}`")
+    from .fileio import MAX_JSON_BYTES, read_regular_file
+
     for name, want in (("README.md", render_readme(manifest)), ("eval.yaml", eval_yaml_text(manifest))):
-        if (folder / name).read_text(encoding="utf-8") != want:
+        if read_regular_file(folder / name, max_bytes=MAX_JSON_BYTES) != want.encode("utf-8"):
             raise ValueError(f"{folder / name} is not the one that its manifest gives (edited, or written by another "
                              f"version of cemnist). Rewrite it with `cemnist card --dir {folder}`")
     from huggingface_hub.utils import filter_repo_objects

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-
 from .fileio import MAX_JSON_BYTES, RefusedFileError, atomic_write_text, parse_json, read_json_file, read_regular_file
 from .progress import progress_enabled
 from .release import ROWS_RERENDERED, MANIFEST_NAME, check_manifest_spec, first_row_problems, manifest_problems, split_path

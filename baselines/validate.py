@@ -13,6 +13,7 @@ Checks, each reported as one line when it fails:
   the pool or of its fixed subset x canvas^2, from the manifest);
 - ``metrics``: every reported per-step metric, R matrix and final number recomputed from the confusions
   (:func:`cemnist_baselines.metrics.recompute_step`, :func:`~cemnist_baselines.metrics.summarize`);
+- ``wall_time``: one wall time (seconds >= 0, checked with the schema) per step;
 - ``env``: the device type a leaderboard row is keyed by agrees with the rest of ``env`` (a ``cuda`` run names
   its GPU and a CUDA build of torch; a ``cpu`` run names no GPU and its CPU as the device) and with the
   device-dependent config fields;

@@ -48,8 +48,6 @@ def _edit(path: Path, edit) -> None:
 
 def test_r2_item02_a_users_front_matter_and_comments_are_kept(tmp_path, tiny_runs, capsys):
     """Before: the front matter was re-dumped by PyYAML, so the comment and the user's key order were gone."""
-    from cemnist_baselines.leaderboard import table_readme
-
     r = _jsons(tiny_runs[0], tmp_path / "r")
     mine = "---\n# my own notes\nlicense: apache-2.0  # not MIT\nfoo: [1, 2]\n---\n\nMy text.\n"
     (r / "README.md").write_text(mine)
@@ -63,6 +61,8 @@ def test_r2_item02_a_users_front_matter_and_comments_are_kept(tmp_path, tiny_run
     assert header["license"] == "apache-2.0" and header["foo"] == [1, 2]
     assert header["configs"][0]["data_files"][0]["path"] == "results.parquet"
     # a card the tool wrote is kept byte for byte (results/v1's README, and a fresh one)
+    from cemnist_baselines.leaderboard import table_readme
+
     card = (V1 / "README.md").read_text()
     assert table_readme(card, path=V1 / "README.md") == card
     assert table_readme(table_readme(None, path=r), path=r) == table_readme(None, path=r)
@@ -281,8 +281,9 @@ _READERS = textwrap.dedent("""
 
 
 def test_r2_item09_fifo_dev_zero_and_huge_json_never_block_or_grow(tmp_path, tiny_runs):
-    """Before: ``validate`` (the first reader tried) blocked for ever on the FIFO, until this test's 120 s
-    timeout; a ``*.json`` symlinked to /dev/zero was read until memory ran out."""
+    """Before: ``validate`` (the first reader tried) read the ``*.json`` symlinked to /dev/zero until memory ran
+    out (``MemoryError`` under this test's 1 GiB cap; uncapped it grows without bound), and a FIFO named
+    ``*.json`` blocked it for ever (checked without the link: killed at this test's 120 s timeout)."""
     r = tmp_path / "r"
     shutil.copytree(tiny_runs[0], r, ignore=shutil.ignore_patterns("*.safetensors", "*.md", "*.csv", "*.parquet"))
     shutil.copytree(tiny_runs[0] / "checkpoints", r / "checkpoints", dirs_exist_ok=True)

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "cemnist-baselines " + shlex.join(argv)
     try:
         if a.cmd == "run":
-            from .leaderboard import write_leaderboard
+            from .leaderboard import check_table_readme, load_validated, write_board
             from .runner import run_many
             if a.amp and a.precision == "fp32":
                 raise ValueError("--amp contradicts --precision fp32")
@@ -156,17 +156,26 @@ def main(argv: list[str] | None = None) -> int:
                              deterministic=a.deterministic)
             seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])
             out = Path(a.out or f"runs/{a.preset}")
+            check_table_readme(out)  # the board's README must be usable: refuse now, not after the training
             t0 = time.perf_counter()
             results = run_many(methods=a.method, seeds=seeds, cfg=cfg, out_dir=out, preset=a.preset,
                                device=a.device, jobs=a.jobs, resume=a.resume, overwrite=a.overwrite, trace=a.trace,
                                progress=progress_enabled(not a.quiet), cache_dir=a.cache_dir)
-            md, cs = write_leaderboard(out, command=command)
+            board, refused = load_validated([out])  # the board holds validated results only, as `leaderboard`'s
+            for v in refused:
+                for line in v.lines():
+                    print("refused " + line.removeprefix("FAIL "), file=sys.stderr)
+            if not board:
+                raise ValueError(f"no valid result JSON in {out} for the board ({len(refused)} refused, see above)")
+            md, cs = write_board(board, out, command=command)
             fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
             for r in results:
                 f = r["final"]["future_bg"]
                 print(f"{r['method']:>6} seed {r['seed']}: final mIoU(bg) {fmt(f['miou_bg'])}  mIoU {fmt(f['miou'])}  "
                       f"old {fmt(f['old'])}  new {fmt(f['new'])}")
-            print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}")
+            print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}"
+                  + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
+            return 1 if refused else 0
         elif a.cmd == "leaderboard":
             from .leaderboard import load_validated, write_board
             if len(a.results) > 1 and a.out is None:
@@ -204,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             print(format_progress(run_progress(a.results)))
         elif a.cmd == "targets":
             from .leaderboard import aggregate
-            from .results import load_results
+            from .results import load_valid_results
             from .targets import check_targets, load_targets
-            results = load_results(a.results)
+            results = load_valid_results(a.results)
             if not results:
                 raise ValueError(f"no result JSON in {a.results}")
             protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
@@ -216,12 +225,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(ok for _, _, ok, _ in checks) else 1
         elif a.cmd == "compare":
             from .leaderboard import aggregate
-            from .results import load_results
+            from .results import load_valid_results
             from .targets import compare_boards, select_rows
             protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
             boards = []
             for folder, device in ((a.reference, a.reference_device), (a.results, a.device)):
-                results = load_results(folder)
+                results = load_valid_results(folder)
                 if not results:
                     raise ValueError(f"no result JSON in {folder}")
                 rows = select_rows(aggregate(results), protocol=protocol, device=device)

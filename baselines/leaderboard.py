@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .artifacts import atomic_write_text, machine_label
 from .metrics import HEADLINE_VIEW, VIEWS
-from .results import final_value, group_runs, load_results, mean_std, method_sort_key, mode_sort_key, protocol_id
+from .results import (ResultError, final_value, group_runs, load_results, mean_std, method_sort_key, mode_sort_key,
+                      protocol_id, read_regular_file)
 
 # keys of a result's final block (per view), in column order
 FINAL_KEYS = ("miou_bg", "miou", "first", "first_bg", "later", "later_bg", "old", "new", "old_bg", "new_bg",
@@ -202,7 +204,9 @@ def splice_readme(text: str, rows: list[dict[str, Any]], *, level: int = 3) -> s
 def write_leaderboard(results_dir: str | Path, *, out_dir: str | Path | None = None,
                       command: str | None = None) -> tuple[Path, Path]:
     """Write ``LEADERBOARD.md``, ``leaderboard.csv`` and the Hub-loadable run table (``results.parquet`` +
-    ``README.md`` YAML) into ``out_dir`` (default ``results_dir``)."""
+    ``README.md`` YAML) into ``out_dir`` (default ``results_dir``) from results with structural checks only
+    (:func:`~cemnist_baselines.results.load_results`, for results you built yourself); the ``leaderboard`` and
+    ``run`` commands write the board of validated results (:func:`load_validated`, :func:`write_board`)."""
     results = load_results(results_dir)
     if not results:
         raise ValueError(f"no result JSON found in {results_dir}")
@@ -212,7 +216,9 @@ def write_leaderboard(results_dir: str | Path, *, out_dir: str | Path | None = N
 def write_board(results: Sequence[Mapping[str, Any]], out: Path, *, command: str | None = None,
                 readme: Path | None = None) -> tuple[Path, Path]:
     """Write the board files of ``results`` into ``out`` (and the same tables into ``readme``'s leaderboard
-    markers, :func:`splice_readme`); returns (LEADERBOARD.md, leaderboard.csv)."""
+    markers, :func:`splice_readme`); returns (LEADERBOARD.md, leaderboard.csv). A ``README.md`` in ``out`` that
+    the run table cannot share (:func:`table_readme`) is refused before anything is written."""
+    check_table_readme(out)
     rows = aggregate(list(results))
     md, cs = out / "LEADERBOARD.md", out / "leaderboard.csv"
     atomic_write_text(md, to_markdown(rows, command=command))
@@ -225,23 +231,14 @@ def write_board(results: Sequence[Mapping[str, Any]], out: Path, *, command: str
 
 def load_validated(folders: Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[Any]]:
     """Results of several folders that pass ``validate`` (each loaded with its ``_path``), and the
-    :class:`~cemnist_baselines.validate.Validation` of every refused file (with the reasons)."""
-    from .results import load_result
-    from .validate import result_files, validate_file
-    from .data import dataset_info
+    :class:`~cemnist_baselines.validate.Validation` of every refused file (with the reasons):
+    :func:`cemnist_baselines.results.load_validated` for folders only."""
+    from .results import load_validated as load
 
     for f in folders:
         if not Path(f).is_dir():
             raise FileNotFoundError(f"results folder {f} does not exist (or is not a folder)")
-    release = dataset_info(path="cemnist")
-    ok, refused = [], []
-    for p in result_files(list(folders)):
-        v = validate_file(p, release=release)
-        if v.ok:
-            ok.append(load_result(p))
-        else:
-            refused.append(v)
-    return ok, refused
+    return load(list(folders))
 
 
 # ----------------------------------------------------------------------------- the run table (parquet)
@@ -282,13 +279,15 @@ def table_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def write_results_table(results: Sequence[Mapping[str, Any]], out: Path) -> Path:
     """``results.parquet`` (one row per run) and a ``README.md`` whose YAML header makes
-    ``datasets.load_dataset(out)`` read it (an existing README keeps its text; its header gains ``configs``)."""
+    ``datasets.load_dataset(out)`` read it (an existing README keeps its text and front matter; the keys it
+    lacks are added: :func:`table_readme`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    import yaml
 
     from .artifacts import atomic_path
 
+    readme = out / "README.md"
+    card = table_readme(_read_readme(readme), path=readme)  # refused before anything is written
     rows = table_rows(results)
     cols = list(rows[0]) if rows else []
     protocol = pa.array([r["protocol"] for r in rows]).type if rows else pa.struct([])  # union of the fields
@@ -303,20 +302,89 @@ def write_results_table(results: Sequence[Mapping[str, Any]], out: Path) -> Path
     path = out / TABLE_FILE
     with atomic_path(path) as tmp:
         pq.write_table(table, str(tmp))
-    readme = out / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    header: dict[str, Any] = {}
-    body = text
-    if text.startswith("---\n"):
-        end = text.find("\n---", 4)
-        if end > 0:
-            header = yaml.safe_load(text[4:end]) or {}
-            body = text[end + 4:].lstrip("\n")
-    if not body:
-        body = ("# CEMNIST baselines: one row per run\n\n`datasets.load_dataset(\"<this folder>\")[\"train\"]` reads "
-                f"`{TABLE_FILE}`; the board is in `LEADERBOARD.md`, each run's full record in its JSON.\n")
-    header.update(TABLE_YAML)
-    for k, v in TABLE_CARD.items():
-        header.setdefault(k, v)
-    atomic_write_text(readme, "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n" + body)
+    if card != _read_readme(readme):
+        atomic_write_text(readme, card)
     return path
+
+
+TABLE_BODY = ("# CEMNIST baselines: one row per run\n\n`datasets.load_dataset(\"<this folder>\")[\"train\"]` reads "
+              f"`{TABLE_FILE}`; the board is in `LEADERBOARD.md`, each run's full record in its JSON.\n")
+
+
+def _read_readme(path: Path) -> str | None:
+    """The text of ``path`` (None when there is none); a FIFO, device or huge file is refused."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        return read_regular_file(path, what="README").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultError(f"{path}: not UTF-8 text ({e}); the run table's card must be readable: fix the README "
+                          f"or move it away") from e
+
+
+def table_readme(text: str | None, *, path: Path) -> str:
+    """The ``README.md`` of a results folder with the run table's YAML front matter (``configs`` pointing at
+    ``results.parquet``, and a title, licence and tags unless the README has its own).
+
+    No README: the card the tool writes. A README without front matter: the tool's front matter is put before
+    its text. A README with front matter: the keys it lacks are appended to it as text, so its other keys,
+    comments and body are kept byte for byte (a card the tool wrote is returned unchanged). Refused with a
+    :class:`ValueError` naming ``path`` and the fix: a first line ``---`` that opens no YAML mapping (e.g. a
+    markdown rule), or front matter whose own ``configs`` leaves out the run table."""
+    import yaml
+
+    def dump(d: dict[str, Any]) -> str:
+        return yaml.safe_dump(d, sort_keys=False)
+
+    full = {**TABLE_YAML, **TABLE_CARD}
+    if not text:
+        return "---\n" + dump(full) + "---\n\n" + TABLE_BODY
+    lines = text.splitlines(keepends=True)
+    if lines[0].rstrip("\r\n") != "---":
+        return "---\n" + dump(full) + "---\n\n" + text
+    fix = (f"the run table needs YAML front matter in {path} (datasets.load_dataset reads it): start the README "
+           f"with a title instead of a '---' rule, or with a YAML header ('---', key: value lines, '---'), or "
+           f"write the board into another folder (leaderboard --out DIR; run --out DIR)")
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") == "---"), None)
+    if end is None:
+        raise ValueError(f"{path}: starts with a '---' line that no '---' line closes, so it is not YAML front "
+                         f"matter; {fix}")
+    head = "".join(lines[1:end])
+    try:
+        header = yaml.safe_load(head)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: the '---' block at its top is not valid YAML ({str(e).splitlines()[0]}); "
+                         f"{fix}") from None
+    if header is None:
+        header = {}
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the '---' block at its top is not a YAML mapping (it reads as "
+                         f"{type(header).__name__}); {fix}")
+    own = header.get("configs")
+    if own is not None and not (isinstance(own, list) and TABLE_YAML["configs"][0] in own
+                                and [c.get("config_name") for c in own if isinstance(c, dict)].count("default") == 1):
+        raise ValueError(f"{path}: its front matter declares its own configs ({own!r}) without the run table's "
+                         f"config {TABLE_YAML['configs'][0]!r}; add that entry to its configs list, remove the "
+                         f"configs key, or write the board into another folder (leaderboard --out DIR; run --out DIR)")
+    missing = {k: v for k, v in full.items() if k not in header}
+    if not missing:
+        return text
+    if head and not head.endswith("\n"):
+        head += "\n"
+    merged = head + dump(missing)
+    try:
+        ok = yaml.safe_load(merged) == {**header, **missing}
+    except yaml.YAMLError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{path}: cannot add the keys {sorted(missing)} to its front matter without rewriting it "
+                         f"(flow style?); add them yourself:\n{dump(missing)}or write the board into another folder "
+                         f"(leaderboard --out DIR; run --out DIR)")
+    return lines[0] + merged + "".join(lines[end:])
+
+
+def check_table_readme(folder: str | Path) -> None:
+    """Refuse at once (ValueError naming the file and the fix) a ``README.md`` in ``folder`` that the run
+    table cannot share (:func:`table_readme`): ``run`` calls this before training."""
+    readme = Path(folder) / "README.md"
+    table_readme(_read_readme(readme), path=readme)

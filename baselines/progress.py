@@ -1,6 +1,7 @@
 """What interrupted or running runs have finished so far, read from their per-task checkpoints."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,16 @@ def run_progress(results_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _finished(path: Path, config: dict[str, Any]) -> bool | str:
-    """True when ``path`` is a readable result of the checkpoint's config; a string saying why not otherwise."""
-    from .results import ResultError, load_result
+    """True when ``path`` is a result of the checkpoint's config that passes ``validate`` (the one validating
+    loader, :func:`~cemnist_baselines.results.load_validated`); a string saying why not otherwise."""
+    from .results import load_validated, refusal_message
 
-    if not path.exists():
+    if not os.path.lexists(path):
         return False
-    try:
-        r = load_result(path)
-    except ResultError as e:
-        return f"result JSON unusable: {e}"
+    ok, refused = load_validated([path])
+    if refused:
+        return f"result JSON unusable: {refusal_message(refused)}"
+    r = ok[0]
     from .config import complete_config
 
     same = complete_config(r.get("config", {})) == complete_config(config)

@@ -15,7 +15,7 @@ from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
 from .plots import plot_class_iou_heatmaps, plot_miou_curves
 from .leaderboard import aggregate, column_labels
 from .metrics import HEADLINE_VIEW
-from .results import format_pm, load_results, method_sort_key, plot_groups
+from .results import format_pm, load_valid_results, method_sort_key, plot_groups
 
 REPORT_KEYS = ("miou_bg", "miou", "first", "later", "old", "new", "avg_inc_miou_bg", "forgetting_task")
 
@@ -102,7 +102,7 @@ def render_report(
     """
     results_dir = Path(results_dir)
     out_dir = Path(out_dir)
-    runs = load_results(results_dir)
+    runs = load_valid_results(results_dir)  # what `validate` refuses is never drawn
     traces = find_traces(results_dir)
     if not runs and not traces:
         raise ValueError(f"{results_dir} holds no result JSON and no {TRACE_SUFFIX} file")

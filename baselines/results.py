@@ -1,6 +1,12 @@
 """The one home of the result format: schema, loading with checks, conversion of old versions, grouping by
 protocol and aggregation over seeds. Used by the leaderboard, ``targets``, ``progress``, ``validate`` and the
 report.
+
+Every reader of a results folder goes through one validating loader (:func:`load_validated`,
+:func:`load_valid_results`: the checks of ``cemnist-baselines validate``). Files are read with
+:func:`read_regular_file`: regular files only (a FIFO, device or folder named ``*.json`` is refused without
+blocking), at most :data:`MAX_RESULT_BYTES` (16 MiB), nested at most :data:`MAX_JSON_DEPTH` levels, finite
+numbers only (results are written with ``allow_nan=False``: :func:`result_json_text`).
 """
 from __future__ import annotations
 
@@ -8,8 +14,12 @@ import hashlib
 import json
 import math
 import os
+import stat
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from .validate import Validation
 
 RESULT_SCHEMA = "cemnist-baselines-result/2"
 SCHEMA_PREFIX = "cemnist-baselines-result/"
@@ -22,6 +32,10 @@ UNCONVERTIBLE: dict[str, str] = {
 }
 REQUIRED_KEYS = ("schema", "method", "seed", "setting", "mode", "preset", "precision", "config", "protocol",
                  "dataset", "evaluation", "env", "tasks", "steps", "R", "final", "wall_time_per_task_s")
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+"""Largest result JSON a reader accepts (a result of the published board is about 19 kB)."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of lists and objects a result may have (a real result has 6 levels)."""
 # Methods in this order first (lower bound, distillation, MiB, upper bound), others alphabetically.
 METHOD_ORDER = ("naive", "kd", "lwf", "ilt", "pl", "mib", "plop", "plop_tuned", "replay", "joint")
 
@@ -35,14 +49,95 @@ def method_sort_key(method: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
+def read_regular_file(path: str | os.PathLike[str], *, what: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``: a FIFO, device, socket or
+    folder (also behind a symlink) is refused without blocking on it, and so is a larger or growing file.
+    Errors are :class:`ResultError` naming the file and the fix."""
+    p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as e:
+        raise ResultError(f"{p}: cannot read the {what} ({e.strerror or e})") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+            raise ResultError(f"{p}: is {kind}, not a regular file; a {what} must be a plain file: move it out of "
+                              f"the folder (or replace it with the real file)")
+        chunks: list[bytes] = []
+        n = 0
+        while True:
+            block = os.read(fd, min(1 << 20, max_bytes + 1 - n))
+            if not block:
+                break
+            chunks.append(block)
+            n += len(block)
+            if n > max_bytes:
+                raise ResultError(f"{p}: larger than {max_bytes:,} bytes, the most a {what} may have; it is not "
+                                  f"one: move it out of the folder")
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_json_file(path: str | os.PathLike[str], *, what: str = "result JSON") -> Any:
+    """Parse a JSON file read with :func:`read_regular_file`; damaged or too deeply nested JSON is a
+    :class:`ResultError` naming the file (never a bare ``RecursionError``)."""
+    p = Path(path)
+    data = read_regular_file(p, what=what)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except json.JSONDecodeError as e:
+        raise ResultError(f"{p}: damaged {what} ({e.msg} at line {e.lineno}); delete it and rerun the run "
+                          f"(or restore it from version control)") from e
+    except RecursionError:
+        raise ResultError(f"{p}: damaged {what} (nested too deeply to read; a result has at most "
+                          f"{MAX_JSON_DEPTH} levels); delete or move the file") from None
+    except (UnicodeDecodeError, ValueError) as e:  # not UTF-8, an integer of more than 4300 digits, ...
+        raise ResultError(f"{p}: damaged {what} ({e}); delete it and rerun the run (or restore it from version "
+                          f"control)") from e
+
+
+def json_problems(obj: Any, *, max_depth: int = MAX_JSON_DEPTH) -> tuple[list[str], bool]:
+    """(fields holding a non-finite number, e.g. ``final.future_bg.miou_bg = nan``; whether ``obj`` nests
+    deeper than ``max_depth``), found without recursion."""
+    bad: list[str] = []
+    stack: list[tuple[str, Any, int]] = [("", obj, 0)]
+    while stack:
+        where, v, depth = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(f"{where or '(top)'} = {v!r}")
+        elif isinstance(v, (dict, list)):
+            if depth >= max_depth:
+                return bad, True
+            if isinstance(v, dict):
+                stack += [(f"{where}.{k}" if where else str(k), x, depth + 1) for k, x in v.items()]
+            else:
+                stack += [(f"{where}[{i}]", x, depth + 1) for i, x in enumerate(v)]
+    return sorted(bad), False
+
+
+def result_json_text(result: Mapping[str, Any], *, name: str) -> str:
+    """The JSON text of a result (``indent=1``); a non-finite number anywhere is a ValueError naming the
+    field (JSON has no NaN: ``allow_nan=False``)."""
+    bad, deep = json_problems(result)
+    if bad or deep:
+        raise ValueError(f"{name}: not written: the result holds " + (
+            f"non-finite numbers ({'; '.join(bad[:5])})" if bad else f"more than {MAX_JSON_DEPTH} nested levels")
+            + "; a method's protocol_values() and metrics must be finite numbers: fix the method and rerun "
+              "(finished tasks are checkpointed: --resume)")
+    return json.dumps(result, indent=1, allow_nan=False) + "\n"
+
+
 def is_result_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a JSON file that claims to be a run result (has a ``cemnist-baselines-result/*``
-    schema) — used to tell results from other JSON files (an unreadable ``*.json`` counts as a result, so that
-    damage is reported instead of skipped)."""
-    p = Path(path)
+    schema) — used to tell results from other JSON files (an unreadable ``*.json``, a FIFO or a device
+    counts as a result, so that it is reported instead of skipped; nothing blocks or reads without bound)."""
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        d = read_json_file(path)
+    except ResultError:
         return True
     return isinstance(d, dict) and str(d.get("schema", "")).startswith(SCHEMA_PREFIX)
 
@@ -51,6 +146,14 @@ def check_result(d: Any, *, name: str = "result") -> dict[str, Any]:
     """Structural checks of a parsed result (schema version, keys, per-step shapes); returns ``d``."""
     if not isinstance(d, dict):
         raise ResultError(f"{name}: a result must be a JSON object, got {type(d).__name__}")
+    bad, deep = json_problems(d)
+    if deep:
+        raise ResultError(f"{name}: result nests deeper than {MAX_JSON_DEPTH} levels (not a result); delete or "
+                          f"move the file")
+    if bad:
+        raise ResultError(f"{name}: result holds non-finite numbers ({'; '.join(bad[:5])}"
+                          f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}); a result has finite numbers "
+                          f"only: delete it and rerun the run")
     schema = d.get("schema")
     if schema in UNCONVERTIBLE:
         raise ResultError(f"{name}: result schema {schema!r} is not supported: {UNCONVERTIBLE[schema]}")
@@ -69,35 +172,85 @@ def check_result(d: Any, *, name: str = "result") -> dict[str, Any]:
         iou = s.get("iou_per_label")
         if not isinstance(iou, list) or len(iou) != 11:
             raise ResultError(f"{name}: steps[{i}].iou_per_label must be a list of 11 values")
+    walls = d["wall_time_per_task_s"]
+    if not (isinstance(walls, list) and all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                                            for w in walls)):
+        raise ResultError(f"{name}: wall_time_per_task_s must be a list of seconds >= 0, got {walls!r}")
+    if not (isinstance(d["env"], dict) and isinstance(d["env"].get("device"), str)):
+        raise ResultError(f"{name}: env must be an object naming the device type (env.device)")
     return d
 
 
 def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load and check one result JSON; adds ``_path``. Errors name the file."""
+    """Load and check the structure of one result JSON (:func:`check_result`: schema, shapes, finite numbers;
+    the full checks of ``validate`` are :func:`load_validated`'s); adds ``_path``. Errors name the file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ResultError(f"{p}: cannot read the result file ({e.strerror or e})") from e
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ResultError(f"{p}: damaged result JSON ({e.msg} at line {e.lineno}); delete it and rerun the run "
-                          f"(or restore it from version control)") from e
+    d = read_json_file(p)
     check_result(d, name=str(p))
     d["_path"] = str(p)
     return d
 
 
+def load_validated(paths: Sequence[str | os.PathLike[str]], *,
+                   release: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list["Validation"]]:
+    """The one validating loader of result folders: every result file in ``paths`` (files, or folders of
+    ``*.json``) checked as ``cemnist-baselines validate`` checks it. Returns (the results that pass, each the
+    very object that was checked, with ``_path``; the :class:`~cemnist_baselines.validate.Validation` of every
+    refused file). A path that does not exist is a FileNotFoundError."""
+    from .validate import result_files, validate_file
+
+    files = result_files(list(paths))
+    if files and release is None:
+        from .data import dataset_info
+
+        release = dataset_info(path="cemnist")
+    ok: list[dict[str, Any]] = []
+    refused: list[Validation] = []
+    for p in files:
+        v = validate_file(p, release=release)
+        if v.ok and v.result is not None:
+            ok.append(dict(v.result, _path=str(p)))
+        else:
+            refused.append(v)
+    return ok, refused
+
+
+def refusal_message(refused: Sequence["Validation"]) -> str:
+    """One line per refused file (its path and what failed) and the fix."""
+    lines = [v.error or f"{v.path}: does not validate ({'; '.join(v.failures)})" for v in refused[:5]]
+    if len(refused) > 5:
+        lines.append(f"... and {len(refused) - 5} more")
+    return ("\n".join(lines) + "\nonly results that pass `cemnist-baselines validate` are read: delete or move "
+            "the file(s) named, or rerun those runs")
+
+
+def load_valid_results(results_dir: str | os.PathLike[str], *,
+                       release: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every result in ``results_dir`` through :func:`load_validated` (``*.json`` files of the result schema;
+    other JSON files are skipped): what ``leaderboard``, ``run``'s board, ``targets``, ``compare``, ``report``
+    and ``progress`` read. A file that fails any check is a :class:`ResultError` naming it and what failed:
+    readers never use a result that ``validate`` refuses."""
+    root = _results_folder(results_dir)
+    ok, refused = load_validated([root], release=release)
+    if refused:
+        raise ResultError(refusal_message(refused))
+    return ok
+
+
 def load_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every result in ``results_dir`` (``*.json`` files of the result schema; other JSON files are skipped,
-    damaged or old-schema results are an error naming the file)."""
+    """Every result in ``results_dir`` with structural checks only (:func:`load_result`): for results built by
+    the caller (tests, conversions). Readers of results folders use :func:`load_valid_results`."""
+    root = _results_folder(results_dir)
+    return [load_result(p) for p in sorted(root.glob("*.json")) if is_result_file(p)]
+
+
+def _results_folder(results_dir: str | os.PathLike[str]) -> Path:
     root = Path(results_dir)
     if not root.is_dir():
         from cemnist_data.workdirs import NoSuchFolderError
 
         raise NoSuchFolderError(f"results folder {root} does not exist (or is not a folder)")
-    return [load_result(p) for p in sorted(root.glob("*.json")) if is_result_file(p)]
+    return root
 
 
 def protocol_key(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -105,7 +106,11 @@ def compare_boards(reference: dict[str, dict[str, Any]], other: dict[str, dict[s
                 if (ref is None) != (val is None):
                     out.append(f"{m} {key}: defined on one board only (reference {ref}, other {val})")
                 continue
-            tol = max(k * (reference[m].get(f"{key}_std") or 0.0), floor)
+            std = reference[m].get(f"{key}_std") or 0.0
+            if not all(math.isfinite(float(x)) for x in (ref, val, std)):  # NaN is never "no difference"
+                out.append(f"{m} {key}: not a finite number (reference {ref} ± {std}, other {val})")
+                continue
+            tol = max(k * std, floor)
             if abs(val - ref) > tol:
                 out.append(f"{m} {key}: {val:.4f} against the reference {ref:.4f} (tolerance {tol:.3f})")
     return out

@@ -420,7 +420,11 @@ def run_one(
     """
     dev = resolve_device(device)
     current = torch.cuda.device(dev) if dev.type == "cuda" and dev.index is not None else contextlib.nullcontext()
-    with backend_settings(cfg.resolved(dev.type), dev), current:
+    from .runlock import run_lock  # one writer per run stem and folder, for the run's whole life
+
+    name = (get_method(method) if isinstance(method, str) else method).name
+    stem = run_stem(name, cfg.setting, check_mode(cfg.mode), check_seed(seed))
+    with run_lock(out_dir, stem), backend_settings(cfg.resolved(dev.type), dev), current:
         return _run_one(method=method, seed=seed, cfg=cfg, out_dir=out_dir, preset=preset, device=dev, resume=resume,
                         overwrite=overwrite, trace=trace, progress=progress, progress_cb=progress_cb,
                         cache_dir=cache_dir)
@@ -622,7 +626,9 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
                                 {"result": result_path.name, "method": meth.name, "seed": str(seed),
                                  "run_id": run_id(result)})
     result["run_id"] = run_id(result)
-    atomic_write_text(result_path, json.dumps(result, indent=1) + "\n")
+    from .results import result_json_text  # JSON has no NaN: a non-finite number is refused, naming its field
+
+    atomic_write_text(result_path, result_json_text(result, name=str(result_path)))
     return result
 
 

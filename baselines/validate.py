@@ -13,18 +13,25 @@ Checks, each reported as one line when it fails:
   the pool or of its fixed subset x canvas^2, from the manifest);
 - ``metrics``: every reported per-step metric, R matrix and final number recomputed from the confusions
   (:func:`cemnist_baselines.metrics.recompute_step`, :func:`~cemnist_baselines.metrics.summarize`);
+- ``wall_time``: one wall time (seconds >= 0, checked with the schema) per step;
+- ``env``: the device type a leaderboard row is keyed by agrees with the rest of ``env`` (a ``cuda`` run names
+  its GPU and a CUDA build of torch; a ``cpu`` run names no GPU and its CPU as the device) and with the
+  device-dependent config fields;
 - ``run_id``: the run id is the hash of what identifies the run.
+
+Files are read with :func:`cemnist_baselines.results.read_json_file` (regular files of at most
+:data:`~cemnist_baselines.results.MAX_RESULT_BYTES` only); a non-finite number anywhere in a result is a
+``schema`` failure naming the field.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .results import ResultError, check_result
+from .results import ResultError, check_result, read_json_file
 
 TOL = 1e-9
 
@@ -36,6 +43,8 @@ class Validation:
     path: str
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    error: str | None = None  # the reader's own message when the file is unreadable or malformed
+    result: dict[str, Any] | None = field(default=None, repr=False)  # the parsed result that was checked
 
     @property
     def ok(self) -> bool:
@@ -97,6 +106,7 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
         check_result(d, name=name)
     except ResultError as e:
         v.failures.append(f"schema: {str(e).removeprefix(name + ': ')}")
+        v.error = str(e)
         return v
     if release is None:
         from .data import dataset_info
@@ -210,6 +220,14 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
         if diffs:
             v.failures.append("metrics: " + "; ".join(diffs))
 
+    if len(d["wall_time_per_task_s"]) != len(steps):
+        v.failures.append(f"wall_time: {len(d['wall_time_per_task_s'])} wall times for {len(steps)} steps")
+
+    # ---- env: what a row is keyed by (the device type) must agree with the rest of the record
+    bad = _env_failures(d["env"], d["config"])
+    if bad:
+        v.failures.append("env: " + "; ".join(bad))
+
     # ---- run id
     if d.get("run_id") != run_id(d):
         v.failures.append(f"run_id: {d.get('run_id')!r} is not the hash of method, seed, config, dataset, "
@@ -217,14 +235,52 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
     return v
 
 
+def _env_failures(env: dict[str, Any], config: Any) -> list[str]:
+    """Why ``env.device`` disagrees with the rest of ``env`` and with the config as resolved for that device."""
+    from .config import TrainConfig
+
+    dev = env.get("device")
+    bad = []
+    gpu = [k for k in ("gpu_capability", "cudnn") if k in env]
+    if dev == "cuda":
+        if env.get("cuda") is None:
+            bad.append("device 'cuda' but env.cuda is None (a torch build without CUDA cannot have run on a GPU)")
+        if "gpu_capability" not in env:
+            bad.append("device 'cuda' but no GPU is recorded (env.gpu_capability)")
+        if "cpu_model" in env and env.get("device_name") == env["cpu_model"]:
+            bad.append(f"device 'cuda' but env.device_name is the CPU ({env['cpu_model']!r})")
+    elif dev == "cpu":
+        if gpu:
+            bad.append(f"device 'cpu' but the env records a GPU ({', '.join(gpu)})")
+        if "cpu_model" in env and env.get("device_name") != env["cpu_model"]:
+            bad.append(f"device 'cpu' but env.device_name {env.get('device_name')!r} is not the CPU "
+                       f"{env['cpu_model']!r}")
+    else:
+        bad.append(f"device {dev!r} is not a device type this package runs on (cpu, cuda)")
+    if not bad and isinstance(config, dict):
+        try:
+            as_run = TrainConfig.from_dict(config).resolved(dev).to_dict()
+        except (ValueError, TypeError):
+            return bad  # reported by the protocol check
+        diff = sorted(k for k in config if as_run.get(k) != config[k])
+        if diff:
+            bad.append(f"config fields {diff} are not what a {dev} run records")
+    return bad
+
+
 def validate_file(path: str | os.PathLike[str], *, release: dict[str, Any] | None = None) -> Validation:
-    """Validate one result JSON file (unreadable or damaged JSON is a ``schema`` failure)."""
+    """Validate one result JSON file (unreadable or damaged JSON, a FIFO, a device or a file larger than
+    :data:`~cemnist_baselines.results.MAX_RESULT_BYTES` is a ``schema`` failure); ``result`` holds the
+    parsed result that was checked."""
     p = Path(path)
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return Validation(str(p), failures=[f"schema: not a readable JSON result ({e})"])
-    return validate_result(d, name=str(p), release=release)
+        d = read_json_file(p)
+    except ResultError as e:
+        return Validation(str(p), failures=[f"schema: not a readable JSON result ({str(e).removeprefix(f'{p}: ')})"],
+                          error=str(e))
+    v = validate_result(d, name=str(p), release=release)
+    v.result = d
+    return v
 
 
 def result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:

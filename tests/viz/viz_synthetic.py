@@ -1,7 +1,10 @@
 """SYNTHETIC result folders for the visualisation tests only.
 
 Nothing here is a benchmark result: the numbers are made up to look plausible (naive forgets,
-kd forgets less, mib least) so that plots and reports have something to draw.
+kd forgets less, mib least) so that plots and reports have something to draw. Every reader of a results
+folder validates what it reads (issue 19), so the made-up runs are consistent with the shipped release:
+its dataset hashes and evaluation pool size (the background cell of each confusion takes the rest of the
+pool's pixels), the built-in methods' protocol values, a config as a CPU run records it.
 """
 from __future__ import annotations
 
@@ -27,8 +30,12 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, tp / denom, np.nan)
 
 
+POOL_PIXELS = 5000 * 60 * 60  # the shipped release's test pool: 5,000 images of 60x60
+
+
 def synthetic_confusion(method: str, seed: int, t: int, progress: float = 1.0) -> np.ndarray:
-    """11x11 confusion after (a fraction ``progress`` of) task ``t``; rows = true label."""
+    """11x11 confusion after (a fraction ``progress`` of) task ``t``; rows = true label; sums to the pool's
+    pixel count."""
     rng = np.random.default_rng(1000 * seed + 10 * t + METHODS.index(method))
     conf = np.zeros((11, 11), dtype=np.int64)
     conf[0, 0] = 200_000
@@ -46,15 +53,24 @@ def synthetic_confusion(method: str, seed: int, t: int, progress: float = 1.0) -
             conf[d + 1, d + 1] = correct
             conf[d + 1, 0] = n - correct  # missed pixels become background
             conf[0, d + 1] += int(300 * (1 - p))
+    conf[0, 0] += POOL_PIXELS - int(conf.sum())
     return conf
 
 
 def synthetic_run(method: str, seed: int) -> dict[str, Any]:
     """A schema-2 result whose every metric is computed by the real metric code from synthetic confusions."""
     from cemnist_baselines.config import TrainConfig
+    from cemnist_baselines.data import content_hashes, dataset_info, eval_pool_configs
+    from cemnist_baselines.methods import METHODS
     from cemnist_baselines.metrics import HEADLINE_VIEW, VIEWS, step_metrics, summarize
     from cemnist_baselines.results import RESULT_SCHEMA
     from cemnist_baselines.trainer import run_id
+
+    info = dataset_info(path="cemnist")  # the shipped release manifest (no download)
+    pool = eval_pool_configs("overlap", len(TASKS), "test")
+    hashes = content_hashes(info, [(f"overlap-task{t}", "train") for t in range(len(TASKS))] + [(c, "test") for c in pool])
+    n_img = sum(int(info["configs"][c]["test"]["num_rows"]) for c in pool)
+    assert n_img * 60 * 60 == POOL_PIXELS
 
     steps = []
     for t in range(len(TASKS)):
@@ -65,14 +81,16 @@ def synthetic_run(method: str, seed: int) -> dict[str, Any]:
         entry["epochs"] = EPOCHS_PER_TASK
         steps.append(entry)
     summ = summarize(steps, TASKS)
-    cfg = TrainConfig(epochs=EPOCHS_PER_TASK, lr=0.01)
+    cfg = TrainConfig(epochs=EPOCHS_PER_TASK, lr=0.01).resolved("cpu")
     r = {
         "schema": RESULT_SCHEMA,
         "method": method, "seed": seed, "setting": "2-2", "mode": "overlap", "preset": "synthetic-test",
-        "precision": "fp32", "config": cfg.to_dict(), "protocol": cfg.protocol(), "method_protocol": {},
-        "dataset": {"version": "0.0.0-synthetic", "content_sha256": {}},
-        "evaluation": {"split": "test", "pool_configs": [], "num_images": 0, "num_pixels": 0, "pool_num_images": 0,
-                       "views": list(VIEWS), "headline_view": HEADLINE_VIEW, "note": "SYNTHETIC test data"},
+        "precision": "fp32", "config": cfg.to_dict(), "protocol": cfg.protocol(),
+        "method_protocol": METHODS[method].protocol_values(),
+        "dataset": {"version": info["version"], "content_sha256": hashes},
+        "evaluation": {"split": "test", "pool_configs": pool, "num_images": n_img, "num_pixels": POOL_PIXELS,
+                       "pool_num_images": n_img, "views": list(VIEWS), "headline_view": HEADLINE_VIEW,
+                       "note": "SYNTHETIC test data"},
         "package_version": "0.0.0", "git_commit": None,
         "env": {"torch": "none", "cuda": None, "device": "cpu", "device_name": "synthetic", "num_threads": 1},
         "class_order": list(range(10)), "tasks": TASKS,

@@ -13,8 +13,8 @@
   cemnist-baselines export RUN_OR_FOLDER --out DIR [--push OWNER/NAME]   # a Hub model repo with .eval_results/
 
 Options of every command: -v / -vv (the cemnist logger on stderr); `run --quiet` (alias --no-progress).
-Exit status: 0 success, 1 unmet targets / failed checks / the Hub unreachable (export --push), 2 bad arguments or
-unusable inputs (as in `cemnist`: an input folder that does not exist is 2).
+Exit status: 0 success, 1 unmet targets / failed checks / the Hub unreachable (export --push) / a full disk, 2 bad
+arguments or unusable inputs (as in `cemnist`: an input folder that does not exist is 2).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from cemnist_data.cli import setup_logging
 from cemnist_data.progress import progress_enabled
 
+from .errors import WriteError
 from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
@@ -276,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(a.out) if a.out else Path(a.results) / "report"
             page = render_report(a.results, out, preview_png=a.preview)
             print(f"wrote {page}")
+    except WriteError as e:  # disk full / file-size limit while writing: the path and the fix
+        print(f"cemnist-baselines: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, RuntimeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 2

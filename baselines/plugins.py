@@ -158,7 +158,7 @@ def check_method(meth: Method, *, cfg: Any, tasks: list[list[int]]) -> None:
     without ``uses_old_model``, or when :func:`check_protocol_values` fails. Uses no global RNG."""
     from .methods import segnet_forward
     from .model import SimpleSegNet, grow_head
-    from .trainer import label_maps, make_generator
+    from .trainer import label_maps, make_generator, state_to_device
 
     check_protocol_values(meth)
     where = f"method {meth.name!r} ({method_source(meth)})"
@@ -216,6 +216,7 @@ def check_method(meth: Method, *, cfg: Any, tasks: list[list[int]]) -> None:
         x, m = batch(0)
         if overrides(meth, "after_task"):
             call(0, "after_task", meth.after_task, context(0, model, None, x, m, state))
+            state_to_device(state, cpu)  # as the trainer does after every hook
         if len(tasks) < 2:
             return
         old = copy.deepcopy(model).eval() if meth.uses_old_model else None
@@ -228,6 +229,7 @@ def check_method(meth: Method, *, cfg: Any, tasks: list[list[int]]) -> None:
         ctx = context(1, model, old, x, m, state)
         if overrides(meth, "before_task"):
             call(1, "before_task", meth.before_task, ctx)
+            state_to_device(state, cpu)
         xb, mb = x, m
         if overrides(meth, "mix_batch"):
             out = call(1, "mix_batch", meth.mix_batch, x, m, state=state, generator=make_generator(0, cpu, "dry"))

@@ -1,31 +1,77 @@
 """Files written by the baselines: safetensors checkpoints (no pickle), result JSONs, traces; all atomic."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from cemnist_data.fileio import atomic_path, atomic_write_text  # noqa: F401  (atomic_write_text re-exported)
+from cemnist_data.fileio import atomic_path
+from cemnist_data.fileio import atomic_write_text as _atomic_write_text
 
-CKPT_FORMAT = "cemnist-baselines-ckpt/2"
+from .errors import WriteError
+
+CKPT_FORMAT = "cemnist-baselines-ckpt/3"
+"""Format of a checkpoint: /3 adds the ``sha256`` entry over tensors and metadata (/2 hashed the tensors only)."""
+
+HASH_KEY = "sha256"
+"""Metadata entry holding :func:`content_sha256`: the tensors and every other metadata entry."""
+
+_WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file-size limit was reached (ulimit -f)",
+                 errno.EDQUOT: "the disk quota is exhausted"}
+
+
+def write_error(path: str | os.PathLike[str], e: BaseException) -> WriteError:
+    """A :class:`WriteError` naming ``path``, what ran out and the fix, for the error ``e`` of a failed write."""
+    code = getattr(e, "errno", None)
+    if code is None:  # safetensors reports I/O errors as SafetensorError("... (os error N)")
+        m = re.search(r"os error (\d+)", str(e))
+        code = int(m.group(1)) if m else None
+    why = _WRITE_ERRNOS.get(code) if code is not None else None
+    reason = why or f"{type(e).__name__}: {e}"
+    err = WriteError(f"cannot write {path}: {reason}; free space (or raise the limit) or choose another --out, "
+                     f"then rerun with --resume to continue from the last finished task")
+    err.errno = code
+    return err
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`cemnist_data.fileio.atomic_write_text`; a full disk or file-size limit is a :class:`WriteError`
+    naming ``path``."""
+    try:
+        return _atomic_write_text(path, text)
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:  # not a space problem: the original error
+            raise
+        raise write_error(path, e) from e
 
 
 def atomic_save_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """``safetensors.torch.save_file`` to a temp file, then ``os.replace``; the metadata gets the tensors'
-    ``content_sha256`` (checked by :func:`read_safetensors`)."""
+    ``content_sha256`` and :data:`HASH_KEY`, the hash of the tensors and every other metadata entry (both
+    checked by :func:`read_safetensors`). A full disk or file-size limit is a :class:`WriteError` naming
+    ``path``."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     meta = dict(metadata)
     meta["content_sha256"] = tensors_sha256(cpu)
-    with atomic_path(path) as tmp:
-        save_file(cpu, str(tmp), metadata=meta)
+    meta[HASH_KEY] = content_sha256(cpu, meta)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(cpu, str(tmp), metadata=meta)
+    except (OSError, SafetensorError) as e:
+        werr = write_error(path, e)
+        if werr.errno not in _WRITE_ERRNOS:  # not a space problem: the original error
+            raise
+        raise werr from e
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -38,9 +84,23 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def read_safetensors(path: str | os.PathLike[str], *, what: str = "file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors on CPU, metadata). An unreadable, truncated or empty file is a ValueError naming it; a file
-    with a ``content_sha256`` in its metadata is checked against its tensors."""
+def content_sha256(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """SHA-256 of a safetensors file's whole content: :func:`tensors_sha256` and a canonical JSON (sorted keys)
+    of every metadata entry but :data:`HASH_KEY` itself. Editing one byte of the tensors or the metadata
+    (a checkpoint's ``progress``) changes it."""
+    meta = {k: v for k, v in metadata.items() if k != HASH_KEY}
+    h = hashlib.sha256()
+    h.update(tensors_sha256(tensors).encode() + b"\n")
+    h.update(json.dumps(meta, sort_keys=True, ensure_ascii=True).encode())
+    return h.hexdigest()
+
+
+def read_safetensors(path: str | os.PathLike[str], *, what: str = "file",
+                     require_hash: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors on CPU, metadata). An unreadable, truncated or empty file is a ValueError naming it. A file with
+    :data:`HASH_KEY` in its metadata is checked against its tensors and metadata; one with only the older
+    ``content_sha256`` (traces committed before, e.g. in ``results/v1``) against its tensors. ``require_hash``:
+    a file without :data:`HASH_KEY` is a ValueError (checkpoints)."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
@@ -50,16 +110,25 @@ def read_safetensors(path: str | os.PathLike[str], *, what: str = "file") -> tup
     except Exception as e:  # SafetensorError, OSError: damaged header or data
         raise ValueError(f"{path}: damaged or truncated {what} ({type(e).__name__}: {e}); delete it and rerun "
                          f"(a run without --resume recomputes it)") from e
+    changed = ValueError(f"{path}: {what} content does not match its recorded SHA-256 (the file was changed or "
+                         f"damaged after it was written); delete it and rerun")
+    if HASH_KEY in meta:
+        if content_sha256(tensors, meta) != meta[HASH_KEY]:
+            raise changed
+    elif require_hash:
+        raise ValueError(f"{path}: {what} has no {HASH_KEY!r} over its tensors and metadata (written before "
+                         f"checkpoints hashed their metadata, or the entry was removed), so it cannot be "
+                         f"trusted; delete it and rerun without --resume (a run recomputes it)")
     want = meta.get("content_sha256")
     if want is not None and tensors_sha256(tensors) != want:
-        raise ValueError(f"{path}: {what} content does not match its recorded SHA-256 (the file was changed or "
-                         f"damaged after it was written); delete it and rerun")
+        raise changed
     return tensors, meta
 
 
 def save_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor],
                     config: dict[str, Any], progress: dict[str, Any]) -> None:
-    """Model weights as ``model.*`` tensors, extra tensors as ``extra.*``; config/progress JSON in metadata."""
+    """Model weights as ``model.*`` tensors, extra tensors as ``extra.*``; config/progress JSON in metadata,
+    covered by the file's :data:`HASH_KEY` with the tensors."""
     tensors = {f"model.{k}": v for k, v in model_state.items()}
     tensors.update({f"extra.{k}": v for k, v in extra.items()})
     meta = {"format": CKPT_FORMAT, "config": json.dumps(config, sort_keys=True), "progress": json.dumps(progress)}
@@ -67,13 +136,12 @@ def save_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], extra: 
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """(model_state, extra, config, progress); ValueError if the file is not a baselines checkpoint."""
-    tensors, meta = read_safetensors(path, what="checkpoint")
+    """(model_state, extra, config, progress); ValueError if the file is not a baselines checkpoint of this
+    format or its tensors or metadata were changed."""
+    tensors, meta = read_safetensors(path, what="checkpoint", require_hash=True)
     if meta.get("format") != CKPT_FORMAT:
         raise ValueError(f"{path}: not a {CKPT_FORMAT} checkpoint (metadata format={meta.get('format')!r}); "
                          f"delete it or run without --resume")
-    if "content_sha256" not in meta:
-        raise ValueError(f"{path}: checkpoint has no content hash; delete it or run without --resume")
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model, extra, json.loads(meta["config"]), json.loads(meta["progress"])

@@ -13,8 +13,8 @@
   cemnist-baselines export RUN_OR_FOLDER --out DIR [--push OWNER/NAME]   # a Hub model repo with .eval_results/
 
 Options of every command: -v / -vv (the cemnist logger on stderr); `run --quiet` (alias --no-progress).
-Exit status: 0 success, 1 unmet targets / failed checks / the Hub unreachable (export --push), 2 bad arguments or
-unusable inputs (as in `cemnist`: an input folder that does not exist is 2).
+Exit status: 0 success, 1 unmet targets / failed checks / the Hub unreachable (export --push) / a full disk, 2 bad
+arguments or unusable inputs (as in `cemnist`: an input folder that does not exist is 2).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from cemnist_data.cli import setup_logging
 from cemnist_data.progress import progress_enabled
 
+from .errors import WriteError
 from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
@@ -63,11 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", default=None, choices=["overlap", "disjoint"])
     r.add_argument("--epochs", type=int, default=None, help="epochs per task (>= 1)")
     r.add_argument("--batch-size", type=int, default=None, help="training batch size (>= 1)")
-    r.add_argument("--lr", type=float, default=None, help="peak learning rate (> 0)")
-    r.add_argument("--lr-next", type=float, default=None, help="peak learning rate of tasks after the first (> 0)")
+    r.add_argument("--lr", type=float, default=None, help="peak learning rate, in (0, 1]")
+    r.add_argument("--lr-next", type=float, default=None, help="peak learning rate of tasks after the first, in (0, 1]")
     r.add_argument("--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule per task")
     r.add_argument("--warmup", type=float, default=None, help="fraction of a task's steps spent warming up")
-    r.add_argument("--kd-lambda", type=float, default=None, help="weight of the distillation term (kd, mib)")
+    r.add_argument("--kd-lambda", type=float, default=None, help="weight of the distillation term (kd, mib), in [0, 10000]")
     r.add_argument("--eval-split", default=None, choices=EVAL_SPLITS,
                    help="fixed evaluation pool: test (the leaderboard) or validation (tuning)")
     r.add_argument("--max-train", type=int, default=None, help="first N train images of every task (>= 1)")
@@ -285,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(a.out) if a.out else Path(a.results) / "report"
             page = render_report(a.results, out, preview_png=a.preview)
             print(f"wrote {page}")
+    except WriteError as e:  # disk full / file-size limit while writing: the path and the fix
+        print(f"cemnist-baselines: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, RuntimeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 2

@@ -14,11 +14,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 EVAL_SPLITS = ("test", "validation")
+
+
+LR_MAX = 1.0
+"""Largest peak learning rate accepted (``lr``, ``lr_next``; valid range (0, 1]): Adam diverges far below it on
+this network, and inf or 1e300 would write NaN checkpoints."""
+KD_LAMBDA_MAX = 1e4
+"""Largest distillation weight accepted (``kd_lambda``; valid range [0, 1e4]; the presets use 10)."""
+
+
+def _is_number(v: Any) -> bool:
+    """A finite int or float (not a bool, not NaN or infinite)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -72,12 +85,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be None (whole split) or an integer >= 1, got {v!r}")
         if isinstance(self.trace_every, bool) or not isinstance(self.trace_every, int) or self.trace_every < 0:
             raise ValueError(f"trace_every must be an integer >= 0 (0 = auto), got {self.trace_every!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.lr_next is not None and not (isinstance(self.lr_next, (int, float)) and self.lr_next > 0):
-            raise ValueError(f"lr_next must be None (= lr) or > 0, got {self.lr_next!r}")
-        if not (isinstance(self.kd_lambda, (int, float)) and self.kd_lambda >= 0):
-            raise ValueError(f"kd_lambda must be >= 0, got {self.kd_lambda!r}")
+        for name in ("lr", "lr_next"):
+            v = getattr(self, name)
+            if name == "lr_next" and v is None:
+                continue
+            if not (_is_number(v) and 0 < v <= LR_MAX):
+                raise ValueError(f"{name} must be > 0 and <= {LR_MAX:g}: a finite peak learning rate in (0, {LR_MAX:g}] "
+                                 f"(the presets use 3e-3 and 5e-4){' or None (= lr)' if name == 'lr_next' else ''}, "
+                                 f"got {v!r}")
+        if not (_is_number(self.kd_lambda) and 0 <= self.kd_lambda <= KD_LAMBDA_MAX):
+            raise ValueError(f"kd_lambda must be >= 0 and <= {KD_LAMBDA_MAX:g}: a finite weight in [0, {KD_LAMBDA_MAX:g}] "
+                             f"(the presets use 10), got {self.kd_lambda!r}")
 
     @property
     def precision(self) -> str:

@@ -317,7 +317,9 @@ class Method:
     old-model feature maps too big to cache, e.g. PLOP's six), ``features`` (call :meth:`feature_loss`),
     ``cached_features`` (the old maps a ``features`` method needs, cached per task when not per batch),
     ``balanced_init`` (MiB's head init), ``joint`` (all classes at once). Register a built-in in
-    :data:`METHODS`; third-party methods are loaded by reference or entry point (:mod:`.plugins`).
+    :data:`METHODS`; third-party methods are loaded by reference or entry point (:mod:`.plugins`). Each
+    built-in class declares its own flags as class defaults, so a subclass of one (``class HalfKD(KD)``,
+    ``examples/half_kd_plugin.py``) keeps them and only states what differs.
     """
 
     name: str
@@ -375,6 +377,9 @@ class KD(Method):
     logits come from the per-task teacher cache (the tutorial runs the old model on every batch: the same
     logits up to the batch composition). MiB's normalisation of the same idea is :class:`LwF`."""
 
+    # the flags of this method, as class defaults: a subclass keeps them
+    uses_old_model: bool = True
+
     def loss(self, z, y, t, *, c_old, kd_lambda):  # type: ignore[override]
         return ce_loss(z, y) + kd_lambda * tutorial_kd_loss(z, t)
 
@@ -392,6 +397,8 @@ class LwF(Method):
     (:func:`mib_kd_loss`: mean over all C_old channels, background included). The weight is MiB's own (100),
     recorded as a protocol value; ``cfg.kd_lambda`` is not used. Logits from the per-task teacher cache."""
 
+    # the flags of this method, as class defaults: a subclass keeps them
+    uses_old_model: bool = True
     kd_weight: float = 100.0
 
     def loss(self, z, y, t, *, c_old, kd_lambda):  # type: ignore[override]
@@ -404,6 +411,10 @@ class LwF(Method):
 @dataclass(frozen=True)
 class MiB(Method):
     """UnCE + lambda * UnKD (+ balanced init, set by the flag)."""
+
+    # the flags of this method, as class defaults: a subclass keeps them
+    uses_old_model: bool = True
+    balanced_init: bool = True
 
     def loss(self, z, y, t, *, c_old, kd_lambda):  # type: ignore[override]
         return unbiased_ce_loss(z, y, c_old) + kd_lambda * unbiased_kd_loss(z, t)
@@ -422,6 +433,10 @@ class ILT(Method):
     model's logits and ``enc3`` map are computed once per task (teacher caching, 36 MB in bf16 per task;
     ``--no-teacher-cache`` runs the old model on every batch, with the same numbers)."""
 
+    # the flags of this method, as class defaults: a subclass keeps them
+    uses_old_model: bool = True
+    features: bool = True
+    cached_features: tuple[str, ...] = ("enc3",)
     kd_weight: float = 100.0
     de_weight: float = 100.0
 
@@ -441,6 +456,9 @@ class PL(Method):
     ``pseudo_labeling == "naive"``: ``mask_background = labels < old_classes``;
     ``labels[mask_background] = outputs_old.argmax(dim=1)[mask_background]`` (:func:`pseudo_label_targets`).
     The old logits come from the teacher cache."""
+
+    # the flags of this method, as class defaults: a subclass keeps them
+    uses_old_model: bool = True
 
     def targets(self, y, t, *, c_old):  # type: ignore[override]
         return pseudo_label_targets(y, t, c_old=c_old)
@@ -481,6 +499,11 @@ class PLOP(Method):
     pod-scale``; docs/PROTOCOL.md section 6); :data:`METHODS` ``["plop_tuned"]`` is PLOP with factors chosen
     on the validation pool."""
 
+    # the flags of this method, as class defaults: a subclass keeps them
+    uses_old_model: bool = True
+    old_model_per_batch: bool = True
+    features: bool = True
+    balanced_init: bool = True
     pod_factor: float = 0.01
     pod_logits_factor: float = 0.0005
     threshold: float = 0.001

@@ -8,11 +8,13 @@ that nobody waits.
 """
 from __future__ import annotations
 
+import errno
 import multiprocessing as mp
 import os
 import queue
 import signal
 import sys
+import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .errors import WriteError
 from .config import TrainConfig, complete_config
 from .methods import get_method
 from .trainer import check_mode, check_seed, resolve_device, run_one, run_stem
@@ -126,6 +129,86 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM received by the parent of a ``--jobs`` run (handled like Ctrl-C)."""
 
 
+CPU_IMAGE_STEPS_PER_S = 150.0
+"""The rate of the long-run estimate: a naive fp32 training step on 2 CPU cores (docs/PROTOCOL.md section 1 measured
+151 images/s; bf16 361, a GPU far more)."""
+
+
+def planned_image_steps(cfg: TrainConfig, info: dict[str, Any], n_tasks: int) -> int:
+    """Image-steps of one run of ``cfg``: epochs x the training images of every task (``max_train`` applied; a
+    joint run trains on the same images)."""
+    from .data import config_name
+
+    total = 0
+    for t in range(n_tasks):
+        n = int(info["configs"][config_name(cfg.mode, t)]["train"]["num_rows"])
+        total += min(n, cfg.max_train) if cfg.max_train else n
+    return cfg.epochs * total
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def long_run_notice(cfg: TrainConfig, info: dict[str, Any], n_tasks: int, *, runs: int) -> str | None:
+    """A line with the planned image-steps and a time estimate when one run of ``cfg`` plans more image-steps
+    than the ``long`` preset (100 epochs on the whole training splits); None otherwise."""
+    from .config import get_config
+
+    planned = planned_image_steps(cfg, info, n_tasks)
+    ref = planned_image_steps(get_config("long", setting=cfg.setting, mode=cfg.mode), info, n_tasks)
+    if planned <= ref:
+        return None
+    eta = _duration(planned * runs / CPU_IMAGE_STEPS_PER_S)
+    return (f"planned: {planned:,} image-steps per run x {runs} run(s), {planned / ref:,.1f} times the `long` preset's "
+            f"{ref:,} per run; at about {CPU_IMAGE_STEPS_PER_S:g} image-steps/s (2 CPU cores, fp32) that is about "
+            f"{eta}. Check --epochs and --max-train; Ctrl-C stops the run (finished tasks are checkpointed)")
+
+
+_OUT_FIX = "choose another --out"
+
+
+def check_out_writable(out_dir: str | Path) -> Path:
+    """Create ``--out`` (with its parents) and check that files can be written in it, before any training: a
+    name that is not UTF-8, a part that is a file or longer than the file system allows, a symbolic-link loop,
+    or a read-only folder is a ValueError naming the path and the fix. Returns the folder."""
+    raw = os.fspath(out_dir)
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"--out {raw.encode('utf-8', 'surrogateescape')!r}: the name is not valid UTF-8 (result "
+                         f"files and the leaderboard record it); {_OUT_FIX} with a UTF-8 name") from None
+    out = Path(raw)
+    limit = 255
+    for part in out.parts:
+        if len(os.fsencode(part)) > limit:
+            raise ValueError(f"--out {raw}: the part {part[:40]!r}... is {len(os.fsencode(part))} bytes, longer than "
+                             f"a file name may be ({limit}); {_OUT_FIX} with a shorter name")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cemnist-write-check-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            why = "its path runs through a symbolic-link loop; remove or fix the link, or"
+        elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+            part = next((a for a in reversed(out.parents) if a.exists() and not a.is_dir()), out)
+            why = f"{part} is a file, not a folder;"
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            why = ("it is read-only (" + ("read-only file system" if e.errno == errno.EROFS else "permission denied")
+                   + "); make it writable (chmod u+w) or")
+        elif e.errno == errno.ENAMETOOLONG:
+            why = "the path is longer than the file system allows;"
+        else:
+            why = f"it cannot be created or written ({e.strerror or e});"
+        raise ValueError(f"--out {raw}: {why} {_OUT_FIX}") from e
+    return out
+
+
 def check_out_folder(out_dir: str | Path, plan: Sequence[tuple[str, int]], cfg_dict: dict[str, Any], *,
                      setting: str, mode: str, resume: bool, overwrite: bool) -> None:
     """Refuse to mix runs: a result of the same method/seed written with another config is an error naming
@@ -184,8 +267,18 @@ def run_many(
     dev = resolve_device(device)  # fail early, before any process starts
     from .data import dataset_info, resolve_tasks
     info = dataset_info(path=cfg.dataset_path, cache_dir=cache_dir)
-    n_tasks = len(resolve_tasks(cfg.setting, cfg.class_order, info))
+    tasks = resolve_tasks(cfg.setting, cfg.class_order, info)
+    n_tasks = len(tasks)
+    from .plugins import check_method, is_builtin
+    for n in names:  # plug-ins: a dry call of their hooks on a tiny batch, before any training
+        meth = get_method(n)
+        if not is_builtin(meth):
+            check_method(meth, cfg=cfg, tasks=tasks)
     plan = schedule(names, seeds)
+    notice = long_run_notice(cfg, info, n_tasks, runs=len(plan))
+    if notice:
+        print(f"cemnist-baselines: note: {notice}", file=sys.stderr, flush=True)
+    check_out_writable(out_dir)
     check_out_folder(out_dir, plan, cfg.resolved(dev.type).to_dict(), setting=cfg.setting, mode=cfg.mode,
                      resume=resume, overwrite=overwrite)
     common = dict(cfg=cfg, out_dir=str(out_dir), preset=preset, device=str(dev), resume=resume, trace=trace,
@@ -236,6 +329,8 @@ def _run_pool(plan: Sequence[tuple[str, int]], common: dict[str, Any], *, jobs: 
                 m, s = futs[f]
                 try:
                     results[(m, s)] = f.result()
+                except WriteError:  # disk full: its message names the path and the fix
+                    raise
                 except Exception as e:
                     raise RuntimeError(f"run {run_stem(get_method(m).name, cfg.setting, cfg.mode, s)} failed: {e}") from e
         _drain(q, bar)

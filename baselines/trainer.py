@@ -442,6 +442,7 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
     out = Path(out_dir)
     info = dataset_info(path=cfg.dataset_path, cache_dir=cache_dir)
     tasks = resolve_tasks(cfg.setting, cfg.class_order, info)
+    _check_plugin(meth, cfg, tasks)
     T = len(tasks)
     stem = run_stem(meth.name, cfg.setting, cfg.mode, seed)
     result_path = out / f"{stem}.json"
@@ -630,6 +631,14 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
 
     atomic_write_text(result_path, result_json_text(result, name=str(result_path)))
     return result
+
+
+def _check_plugin(meth: Method, cfg: TrainConfig, tasks: list[list[int]]) -> None:
+    """A plug-in method's dry run (:func:`cemnist_baselines.plugins.check_method`) before training; built-ins skip it."""
+    from .plugins import check_method, is_builtin
+
+    if not is_builtin(meth):
+        check_method(meth, cfg=cfg, tasks=tasks)
 
 
 def run_id(result: dict[str, Any]) -> str:

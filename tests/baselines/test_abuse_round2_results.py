@@ -227,15 +227,22 @@ class NanWeight(Method):
 
 
 def test_r2_item08_nan_protocol_values_are_refused_when_written_and_when_read(tmp_path, tiny_runs, tiny_cfg):
-    """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it."""
+    """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it.
+    Now the plug-in's dry call refuses it before training, the writer refuses any non-finite number (for a
+    record that got past the dry call) and the reader refuses it, each naming the field."""
+    from cemnist_baselines.results import result_json_text
     from cemnist_baselines.trainer import run_id, run_one
 
     out = tmp_path / "r"
-    with pytest.raises(ValueError, match=r"nanweight-2-2-overlap-seed0.json: not written: the result holds "
-                                         r"non-finite numbers \(method_protocol.weight = nan\)"):
+    with pytest.raises(ValueError, match=r"method 'nanweight'.*protocol_values\(\) must hold JSON values.*"
+                                         r"\{'weight': nan\}; fix the plug-in"):
         run_one(method=NanWeight(), seed=0, cfg=tiny_cfg.replace(max_train=16, max_test=8), out_dir=out,
                 progress=False, device="cpu")
     assert not list(out.glob("*.json")) and not list(out.glob("*.lock"))
+    with pytest.raises(ValueError, match=r"nanweight-2-2-overlap-seed0.json: not written: the result holds "
+                                         r"non-finite numbers \(method_protocol.weight = nan\)"):
+        result_json_text({"method_protocol": {"weight": math.nan}}, name="nanweight-2-2-overlap-seed0.json")
+    out.mkdir(exist_ok=True)
     # the same result written by another tool: refused when read, naming the field
     d = json.loads((tiny_runs[0] / "naive-2-2-overlap-seed0.json").read_text())
     d.update(method="nanweight", method_protocol={"weight": math.nan})

@@ -309,8 +309,11 @@ def test_r2_item10_a_full_disk_gives_one_line_with_the_path(tmp_path: Path) -> N
 def _stop_build(out: Path, sig: signal.Signals | None) -> tuple[subprocess.Popen[str], str]:
     """Start `cemnist build --out OUT` (a build of a few seconds); once its partial folder holds data, send ``sig``
     (None: SIGKILL). Returns the process (ended) and its stderr."""
+    # SIGINT at its default in the child, as in a terminal: a shell's background job (`cmd &`, as CI may run
+    # the suite) starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
     proc = subprocess.Popen([sys.executable, "-m", "cemnist_data.cli", "build", "--out", str(out), *BIG_ARGS],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

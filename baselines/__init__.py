@@ -13,7 +13,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree without ins
     __version__ = "0.0.0+unknown"
 
 from .config import PRESETS, TrainConfig, get_config  # noqa: E402
-from .methods import METHODS  # noqa: E402
+from .registry import METHODS  # noqa: E402
 from .model import SimpleSegNet  # noqa: E402
 
 __all__ = ["PRESETS", "TrainConfig", "get_config", "METHODS", "SimpleSegNet", "__version__"]

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             print(format_progress(run_progress(a.results)))
         elif a.cmd == "targets":
             from .leaderboard import aggregate
-            from .results import load_valid_results
+            from .validate import load_valid_results
             from .targets import check_targets, load_targets
             results = load_valid_results(a.results)
             if not results:
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(ok for _, _, ok, _ in checks) else 1
         elif a.cmd == "compare":
             from .leaderboard import aggregate
-            from .results import load_valid_results
+            from .validate import load_valid_results
             from .targets import compare_boards, select_rows
             protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
             boards = []

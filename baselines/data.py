@@ -132,3 +132,17 @@ def content_hashes(info: dict[str, Any], used: list[tuple[str, str]]) -> dict[st
             raise ValueError(f"the dataset release has no content hash for {c}/{s}")
         out[f"{c}/{s}"] = entry["content_sha256"]
     return out
+
+
+def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label->channel LUT [256], channel->label [C]) for the classes seen after task ``upto``.
+
+    Channel order = class order: digit ``tasks`` flattened at position i -> channel i+1. Unseen labels
+    and 255 map to 255 (ignored)."""
+    seen = [d for ts in tasks[: upto + 1] for d in ts]
+    lut = torch.full((256,), 255, dtype=torch.int64)
+    lut[0] = 0
+    for i, d in enumerate(seen):
+        lut[d + 1] = i + 1
+    ch2lab = torch.tensor([0] + [d + 1 for d in seen], dtype=torch.int64)
+    return lut.to(device), ch2lab.to(device)

@@ -15,7 +15,8 @@ from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
 from .plots import plot_class_iou_heatmaps, plot_miou_curves
 from .leaderboard import aggregate, column_labels
 from .metrics import HEADLINE_VIEW
-from .results import format_pm, load_valid_results, method_sort_key, plot_groups
+from .results import format_pm, method_sort_key, plot_groups
+from .validate import load_valid_results
 
 REPORT_KEYS = ("miou_bg", "miou", "first", "later", "old", "new", "avg_inc_miou_bg", "forgetting_task")
 

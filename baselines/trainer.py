@@ -25,11 +25,15 @@ from .artifacts import (atomic_save_safetensors, atomic_write_text, env_info, gi
                         save_checkpoint)
 from .backends import apply_backend_settings, backend_settings
 from .config import TrainConfig, complete_config
-from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, load_eval_pool, load_joint_train,
-                   load_task_data, resolve_tasks)
-from .methods import METHODS, Method, TaskContext, get_method, overrides
-from .metrics import HEADLINE_VIEW, NUM_LABELS, VIEWS, step_metrics, summarize, update_confusion
+from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, label_maps, load_eval_pool,
+                   load_joint_train, load_task_data, resolve_tasks)
+from .inference import confusion, predict_labels, teacher_logits, teacher_outputs
+from .methods import Method, TaskContext, overrides, state_to_device
+from .metrics import HEADLINE_VIEW, NUM_LABELS, VIEWS, step_metrics, summarize
 from .model import SimpleSegNet, grow_head
+from .registry import METHODS, get_method, is_builtin, method_source
+from .results import RESULT_SCHEMA, load_result, result_json_text, run_id
+from .seeding import make_generator
 
 ProgressCb = Callable[[float], None]
 
@@ -71,21 +75,6 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def derive_seed(seed: int, *parts: Any) -> int:
-    """Independent 63-bit seed for (seed, purpose, task...)."""
-    h = hashlib.sha256("/".join(map(str, (seed,) + parts)).encode()).digest()
-    return int.from_bytes(h[:8], "little") & (2**63 - 1)
-
-
-def make_generator(seed: int, device: torch.device, *parts: Any) -> torch.Generator:
-    """A generator on ``device`` seeded with :func:`derive_seed` ``(seed, *parts)``. The trainer draws every
-    permutation from CPU generators (the same numbers on every device); CUDA's ``randperm`` is another
-    algorithm than the CPU's."""
-    g = torch.Generator(device=device)
-    g.manual_seed(derive_seed(seed, *parts))
-    return g
-
-
 def trace_epochs(epochs: int, every: int) -> list[int]:
     """1-based epochs whose pool confusion ``--trace`` records: every ``every``-th (0 = auto, about 4 per
     task: each frame scores the whole evaluation pool) and always the last."""
@@ -96,20 +85,6 @@ def trace_epochs(epochs: int, every: int) -> list[int]:
 def run_stem(method: str, setting: str, mode: str, seed: int) -> str:
     """File stem of a run: ``{method}-{setting}-{mode}-seed{seed}``."""
     return f"{method}-{setting}-{mode}-seed{seed}"
-
-
-def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(label->channel LUT [256], channel->label [C]) for the classes seen after task ``upto``.
-
-    Channel order = class order: digit ``tasks`` flattened at position i -> channel i+1. Unseen labels
-    and 255 map to 255 (ignored)."""
-    seen = [d for ts in tasks[: upto + 1] for d in ts]
-    lut = torch.full((256,), 255, dtype=torch.int64)
-    lut[0] = 0
-    for i, d in enumerate(seen):
-        lut[d + 1] = i + 1
-    ch2lab = torch.tensor([0] + [d + 1 for d in seen], dtype=torch.int64)
-    return lut.to(device), ch2lab.to(device)
 
 
 # ----------------------------------------------------------------------------- train / eval primitives
@@ -150,7 +125,7 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
     the logits (``"logits"``) and the old feature maps a method caches (``Method.cached_features``); without it
     the frozen ``old_model`` (if any) runs on the batch. ``label_fn(y, t, c_old=)``: a method's label rule, applied to the target channels
     before the loss. ``features``: ``loss_fn`` is a method's ``feature_loss`` and gets the new and old
-    model's intermediate maps (:func:`cemnist_baselines.methods.segnet_forward`) and ``state``."""
+    model's intermediate maps (:meth:`SimpleSegNet.forward_features`) and ``state``."""
     amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike
     apply_backend_settings(cfg, device)  # CUDA: IEEE fp32, cuDNN benchmarking, determinism (run_one restores them)
     if cfg.channels_last:  # in place; values unchanged (checkpoints store contiguous copies)
@@ -174,8 +149,6 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
         return loss_fn(z.float(), y, None if t is None else t.float(), c_old=c_old, kd_lambda=cfg.kd_lambda)
 
     def fwd_features(x: torch.Tensor, y: torch.Tensor, tb: Any) -> torch.Tensor:
-        from .methods import segnet_forward
-
         old_feats = None
         t = None
         if isinstance(tb, dict):  # cached: the logits and the maps the method needs, as the old model gave them
@@ -184,10 +157,10 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
         elif tb is not None:
             t = tb
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            z, feats = segnet_forward(model, x)
+            z, feats = model.forward_features(x)
             if old_model is not None:
                 with torch.no_grad():
-                    t, old_feats = segnet_forward(old_model, x)
+                    t, old_feats = old_model.forward_features(x)
         t = None if t is None else t.float()
         if label_fn is not None:
             y = label_fn(y, t, c_old=c_old)
@@ -264,73 +237,6 @@ def train_epoch(step: Callable[..., torch.Tensor], images: torch.Tensor, masks: 
         else:
             losses[b] = step(images[idx], masks[idx], teacher[idx])
     return losses
-
-
-@torch.inference_mode()
-def teacher_logits(old_model: SimpleSegNet, images: torch.Tensor, *, batch_size: int, amp: bool) -> torch.Tensor:
-    """The frozen old model's logits for every image, computed once per task (teacher caching).
-
-    Stored as bf16 when training runs under bf16 autocast (that is what the old model outputs there), else fp32.
-    Without augmentation the logits are a fixed function of the image, so this equals running the old model
-    on every batch up to float rounding."""
-    dev = images.device
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(old_model(x).to(torch.bfloat16 if amp else torch.float32).contiguous())
-    return torch.cat(out)
-
-
-@torch.inference_mode()
-def teacher_outputs(old_model: SimpleSegNet, images: torch.Tensor, *, features: tuple[str, ...], batch_size: int,
-                    amp: bool) -> dict[str, torch.Tensor]:
-    """:func:`teacher_logits` plus the old model's feature maps ``features`` (names of
-    :func:`cemnist_baselines.methods.segnet_forward`) for every image, computed once per task: ``{"logits": ...,
-    name: ...}``, stored as the old model outputs them (bf16 under bf16 autocast). Each image's outputs do not
-    depend on the other images of its batch on the CPUs measured (``tests/baselines/test_teacher_cache.py``), so
-    a run with this cache is bit-identical to one that runs the old model on every batch there."""
-    from .methods import segnet_forward
-
-    dev = images.device
-    dtype = torch.bfloat16 if amp else torch.float32
-    out: dict[str, list[torch.Tensor]] = {"logits": [], **{k: [] for k in features}}
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            t, feats = segnet_forward(old_model, x)
-        out["logits"].append(t.to(dtype).contiguous())
-        for k in features:
-            out[k].append(feats[k].to(dtype).contiguous())
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-@torch.inference_mode()
-def predict_labels(model: SimpleSegNet, images: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int,
-                   amp: bool = False) -> torch.Tensor:
-    """Predicted labels (uint8, label space) for uint8 images."""
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
-            z = model(x)
-        out.append(ch2lab[z.float().argmax(1)].to(torch.uint8))
-    return torch.cat(out) if out else torch.empty((0,) + tuple(images.shape[1:]), dtype=torch.uint8, device=images.device)
-
-
-@torch.inference_mode()
-def confusion(model: SimpleSegNet, images: torch.Tensor, masks: torch.Tensor, ch2lab: torch.Tensor, *,
-              batch_size: int, amp: bool = False) -> torch.Tensor:
-    """11x11 int64 confusion (rows = true label, cols = predicted label) accumulated on the device.
-
-    With ``masks`` = the pool's ``full_mask`` this is the full-label-space matrix every view is folded from."""
-    conf = torch.zeros(NUM_LABELS, NUM_LABELS, dtype=torch.int64, device=images.device)
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
-            z = model(x)
-        update_confusion(conf, masks[i:i + batch_size], ch2lab[z.float().argmax(1)])
-    return conf
 
 
 # ----------------------------------------------------------------------------- one run
@@ -451,7 +357,6 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
 
     trace_path = out / f"{stem}.trace.safetensors"
     if result_path.exists() and not overwrite:
-        from .results import load_result
 
         res = load_result(result_path)  # a damaged file is an error naming it
         old_cfg = complete_config(res.get("config", {}))
@@ -588,8 +493,6 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
             bar.close()
 
     # ---- result
-    from .plugins import method_source
-    from .results import RESULT_SCHEMA
 
     summ = summarize(steps, tasks, step_tasks=[p[1] for p in plan])
     result: dict[str, Any] = {
@@ -627,7 +530,6 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
                                 {"result": result_path.name, "method": meth.name, "seed": str(seed),
                                  "run_id": run_id(result)})
     result["run_id"] = run_id(result)
-    from .results import result_json_text  # JSON has no NaN: a non-finite number is refused, naming its field
 
     atomic_write_text(result_path, result_json_text(result, name=str(result_path)))
     return result
@@ -635,18 +537,10 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
 
 def _check_plugin(meth: Method, cfg: TrainConfig, tasks: list[list[int]]) -> None:
     """A plug-in method's dry run (:func:`cemnist_baselines.plugins.check_method`) before training; built-ins skip it."""
-    from .plugins import check_method, is_builtin
+    from .plugins import check_method
 
     if not is_builtin(meth):
         check_method(meth, cfg=cfg, tasks=tasks)
-
-
-def run_id(result: dict[str, Any]) -> str:
-    """Identity of a run: hash of method, seed, resolved config, dataset hashes and code version. A trace is
-    bound to the result JSON with the same id."""
-    blob = json.dumps({k: result.get(k) for k in ("method", "seed", "config", "dataset", "package_version",
-                                                   "git_commit")}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def restore_shared(path: Path, model: SimpleSegNet, tr: _Trace | None, dev: torch.device) -> dict[str, Any]:
@@ -710,14 +604,6 @@ def _after_task(ctx: _RunContext, t: int, data: tuple[torch.Tensor, torch.Tensor
     n_old = 1 + sum(len(ts) for ts in ctx.tasks[:t])
     ctx.meth.after_task(task_context(ctx, t, data[0], data[1], lut, None, n_old))
     state_to_device(ctx.state, ctx.dev)
-
-
-def state_to_device(state: dict[str, torch.Tensor], device: torch.device) -> None:
-    """Move the method state's tensors to the run's device, in place: the state lives on one declared device
-    (``TaskContext.device``), whatever a hook or a checkpoint left elsewhere (a no-op for tensors already there)."""
-    for k, v in state.items():
-        if v.device != device:
-            state[k] = v.to(device)
 
 
 def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,

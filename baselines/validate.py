@@ -29,9 +29,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from .results import ResultError, check_result, read_json_file
+from .results import ResultError, check_result, read_json_file, results_folder, run_id
 
 TOL = 1e-9
 
@@ -97,9 +97,8 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
     """Run every check on a parsed result; ``release`` defaults to the shipped manifest's release info."""
     from .config import TrainConfig
     from .data import eval_pool_configs
-    from .methods import BUILTIN_METHODS, METHODS
+    from .registry import BUILTIN_METHODS, METHODS
     from .metrics import recompute_step, summarize
-    from .trainer import run_id
 
     v = Validation(name)
     try:
@@ -296,3 +295,47 @@ def result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{p} does not exist")
     return out
+
+
+def load_validated(paths: Sequence[str | os.PathLike[str]], *,
+                   release: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list[Validation]]:
+    """The one validating loader of result folders: every result file in ``paths`` (files, or folders of
+    ``*.json``) checked as ``cemnist-baselines validate`` checks it. Returns (the results that pass, each the
+    very object that was checked, with ``_path``; the :class:`~cemnist_baselines.validate.Validation` of every
+    refused file). A path that does not exist is a FileNotFoundError."""
+    files = result_files(list(paths))
+    if files and release is None:
+        from .data import dataset_info
+
+        release = dataset_info(path="cemnist")
+    ok: list[dict[str, Any]] = []
+    refused: list[Validation] = []
+    for p in files:
+        v = validate_file(p, release=release)
+        if v.ok and v.result is not None:
+            ok.append(dict(v.result, _path=str(p)))
+        else:
+            refused.append(v)
+    return ok, refused
+
+
+def refusal_message(refused: Sequence[Validation]) -> str:
+    """One line per refused file (its path and what failed) and the fix."""
+    lines = [v.error or f"{v.path}: does not validate ({'; '.join(v.failures)})" for v in refused[:5]]
+    if len(refused) > 5:
+        lines.append(f"... and {len(refused) - 5} more")
+    return ("\n".join(lines) + "\nonly results that pass `cemnist-baselines validate` are read: delete or move "
+            "the file(s) named, or rerun those runs")
+
+
+def load_valid_results(results_dir: str | os.PathLike[str], *,
+                       release: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every result in ``results_dir`` through :func:`load_validated` (``*.json`` files of the result schema;
+    other JSON files are skipped): what ``leaderboard``, ``run``'s board, ``targets``, ``compare``, ``report``
+    and ``progress`` read. A file that fails any check is a :class:`ResultError` naming it and what failed:
+    readers never use a result that ``validate`` refuses."""
+    root = results_folder(results_dir)
+    ok, refused = load_validated([root], release=release)
+    if refused:
+        raise ResultError(refusal_message(refused))
+    return ok

@@ -228,7 +228,8 @@ class NanWeight(Method):
 
 def test_r2_item08_nan_protocol_values_are_refused_when_written_and_when_read(tmp_path, tiny_runs, tiny_cfg):
     """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it."""
-    from cemnist_baselines.trainer import run_id, run_one
+    from cemnist_baselines.results import run_id
+    from cemnist_baselines.trainer import run_one
 
     out = tmp_path / "r"
     with pytest.raises(ValueError, match=r"nanweight-2-2-overlap-seed0.json: not written: the result holds "

@@ -16,10 +16,11 @@ import pytest
 import torch
 from torch.utils._pytree import tree_leaves
 
-from cemnist_baselines import backends, runner, trainer
+from cemnist_baselines import backends, data, methods, runner, seeding, trainer
 from cemnist_baselines.artifacts import env_info, load_checkpoint
 from cemnist_baselines.config import TrainConfig, complete_config, get_config
-from cemnist_baselines.methods import METHODS, Method, TaskContext
+from cemnist_baselines.methods import Method, TaskContext
+from cemnist_baselines.registry import METHODS
 
 SMALL = dict(epochs=1, max_train=16, max_test=8, batch_size=8, trace_panel=2)  # 2 steps per task
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +97,7 @@ def test_replay_memory_from_another_device_is_moved_to_the_run_device():
 def test_the_trainer_keeps_hook_state_on_the_run_device():
     state = {"a": torch.ones(3).as_subclass(Elsewhere), "b": torch.zeros(2)}
     b = state["b"]
-    trainer.state_to_device(state, torch.device("cpu"))
+    methods.state_to_device(state, torch.device("cpu"))
     assert type(state["a"]) is torch.Tensor and state["a"].device == torch.device("cpu")
     assert state["b"] is b  # already there: untouched
 
@@ -210,7 +211,7 @@ def _order_seen(images, masks, device_of_losses: torch.device, gen: torch.Genera
 def test_the_batch_order_is_the_same_on_any_device(monkeypatch):
     n = 300
     x, y = _coded(n), torch.zeros(n, 60, 60, dtype=torch.uint8)
-    on_cpu = _order_seen(x, y, torch.device("cpu"), trainer.make_generator(0, torch.device("cpu"), "shuffle", 1))
+    on_cpu = _order_seen(x, y, torch.device("cpu"), seeding.make_generator(0, torch.device("cpu"), "shuffle", 1))
     moved = []
 
     def fake_move(t, device):  # the index tensor "goes to" the other device; the fake split reads it on the CPU
@@ -220,7 +221,7 @@ def test_the_batch_order_is_the_same_on_any_device(monkeypatch):
     monkeypatch.setattr(trainer, "to_device", fake_move)
     meta = torch.device("meta")
     other = _order_seen(_Split(x, meta), _Split(y, meta), meta,
-                        trainer.make_generator(0, torch.device("cpu"), "shuffle", 1))
+                        seeding.make_generator(0, torch.device("cpu"), "shuffle", 1))
     assert other == on_cpu and sorted(on_cpu) == list(range(n))
     assert moved == [("cpu", "meta", torch.int64, n)]  # one move per epoch, drawn on the CPU
 
@@ -451,7 +452,7 @@ def test_gpu_training_steps_do_not_sync_the_host(small_cfg, cemnist_cache):
     dev = torch.device("cuda")
     cfg = small_cfg.resolved("cuda")
     x, y = load_task_data(task=1, split="train", mode="overlap", limit=16, device=dev)
-    lut, _ = trainer.label_maps([[0, 1], [2, 3]], 1, dev)
+    lut, _ = data.label_maps([[0, 1], [2, 3]], 1, dev)
     state = {"replay.images": x[:6].clone(), "replay.masks": y[:6].clone(),
              "plop.thresholds": torch.full((3,), 0.5, device=dev),
              "plop.max_entropy": torch.tensor(1.6, dtype=torch.float64, device=dev)}

@@ -11,9 +11,10 @@ import torch
 from cemnist_baselines import artifacts
 from cemnist_baselines.cli import main as cli_main
 from cemnist_baselines.config import get_config
-from cemnist_baselines.methods import METHODS
+from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet
-from cemnist_baselines.trainer import label_maps, make_step, train_epoch
+from cemnist_baselines.data import label_maps
+from cemnist_baselines.trainer import make_step, train_epoch
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def _check(out: Path, mode: str, methods: list[str], *, shared: bool = True) -> 
 
 @pytest.mark.slow
 def test_all_builtin_methods_reproduce_the_tiny_references(tmp_path, shared_cache):
-    from cemnist_baselines.methods import BUILTIN_METHODS
+    from cemnist_baselines.registry import BUILTIN_METHODS
 
     refs = sorted(p.name.split("-2-2-")[0] for p in (REFS / "overlap").glob("*.json"))
     assert refs == sorted(BUILTIN_METHODS), "a built-in method without a tiny reference (or a stale reference)"

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from cemnist_baselines import trainer
+from cemnist_baselines import seeding, trainer
 from cemnist_baselines.artifacts import load_checkpoint, read_safetensors
 from cemnist_baselines.methods import Method
 from cemnist_baselines.runner import expand_methods, run_many, schedule
@@ -101,10 +101,10 @@ def test_determinism_same_seed_and_seed_matters(tmp_path, tiny_runs, tiny_cfg):
     wa, wb = _weights(tmp_path, "kd", 0, 4), _weights(out, "kd", 0, 4)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # the seed drives init and shuffling
-    g = [trainer.make_generator(s, torch.device("cpu"), "init") for s in (0, 0, 1)]
+    g = [seeding.make_generator(s, torch.device("cpu"), "init") for s in (0, 0, 1)]
     w = [trainer.SimpleSegNet(3, generator=x).enc1[0].weight for x in g]
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
-    p = [torch.randperm(100, generator=trainer.make_generator(s, torch.device("cpu"), "shuffle", 0)) for s in (0, 1)]
+    p = [torch.randperm(100, generator=seeding.make_generator(s, torch.device("cpu"), "shuffle", 0)) for s in (0, 1)]
     assert not torch.equal(p[0], p[1])
 
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .artifacts import load_checkpoint
+from .checkpoints import load_checkpoint
 
 _STEP = re.compile(r"^step(\d+)\.safetensors$")
 

@@ -350,3 +350,45 @@ def run_id(result: dict[str, Any]) -> str:
     blob = json.dumps({k: result.get(k) for k in ("method", "seed", "config", "dataset", "package_version",
                                                    "git_commit")}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_result(*, method: str, seed: int, preset: str, cfg: Any, method_protocol: dict[str, Any],
+                method_source: str, dataset: dict[str, Any], evaluation: dict[str, Any], git_commit: str | None,
+                env: dict[str, Any], tasks: list[list[int]], wall_time_per_task_s: list[float],
+                steps: list[dict[str, Any]], step_tasks: list[int], shared_task0: bool = False,
+                joint: bool = False) -> dict[str, Any]:
+    """The result record of one run (schema :data:`RESULT_SCHEMA`; docs/PROTOCOL.md, "Result files"): the
+    run's identity and config (``cfg``, a :class:`~cemnist_baselines.config.TrainConfig`), the dataset and
+    evaluation pool it was scored on (``evaluation``: split, pool_configs, num_images, num_pixels,
+    pool_num_images; the views are added here), the machine, one entry per trained task (``steps``, each with
+    its pool confusion), the matrices ``R`` and the ``final`` metrics summarised from them
+    (:func:`cemnist_baselines.metrics.summarize`; ``step_tasks``: the last task each step has seen) and the
+    :func:`run_id`. What the trainer writes, and what tests build synthetic records with."""
+    from . import __version__
+    from .metrics import HEADLINE_VIEW, VIEWS, summarize
+
+    summ = summarize(steps, tasks, step_tasks=step_tasks)
+    result: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "method": method, "seed": seed, "setting": cfg.setting, "mode": cfg.mode, "preset": preset,
+        "precision": cfg.precision,
+        "config": cfg.to_dict(),
+        "protocol": cfg.protocol(),
+        "method_protocol": method_protocol,
+        "method_source": method_source,
+        "dataset": dataset,
+        "evaluation": {**evaluation, "views": list(VIEWS), "headline_view": HEADLINE_VIEW},
+        "package_version": __version__,
+        "git_commit": git_commit,
+        "env": env,
+        "class_order": [d for ts in tasks for d in ts],
+        "tasks": tasks,
+        "wall_time_per_task_s": wall_time_per_task_s,
+        "steps": steps,
+        "R": summ["R"],
+        "final": summ["final"],
+        "shared_task0": shared_task0,
+        "joint": joint,
+    }
+    result["run_id"] = run_id(result)
+    return result

@@ -301,7 +301,7 @@ def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Te
 
 
 def cmd_pod_scale(a: argparse.Namespace) -> int:
-    from .artifacts import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     root = Path(a.checkpoints)
     if a.task < 1:
@@ -370,7 +370,7 @@ def plop_threshold_report(old: SimpleSegNet, x: torch.Tensor, bg: torch.Tensor, 
 
 
 def cmd_plop_thresholds(a: argparse.Namespace) -> int:
-    from .artifacts import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     tasks = resolve_tasks(a.setting, None, dataset_info(cache_dir=a.cache_dir))
     if not 1 <= a.task < len(tasks):

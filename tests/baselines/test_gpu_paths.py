@@ -16,8 +16,9 @@ import pytest
 import torch
 from torch.utils._pytree import tree_leaves
 
-from cemnist_baselines import backends, data, methods, runner, seeding, trainer
-from cemnist_baselines.artifacts import env_info, load_checkpoint
+from cemnist_baselines import backends, checkpoints, data, methods, runner, seeding, trainer
+from cemnist_baselines.artifacts import env_info
+from cemnist_baselines.checkpoints import load_checkpoint
 from cemnist_baselines.config import TrainConfig, complete_config, get_config
 from cemnist_baselines.methods import Method, TaskContext
 from cemnist_baselines.registry import METHODS
@@ -133,13 +134,13 @@ def test_replay_resume_with_state_arriving_on_another_device(tmp_path, small_cfg
     shutil.copytree(tmp_path / "full" / "checkpoints" / stem, tmp_path / "resumed" / "checkpoints" / stem)
     for i in (3, 4):
         (tmp_path / "resumed" / "checkpoints" / stem / f"step{i}.safetensors").unlink()
-    real = trainer.load_checkpoint
+    real = checkpoints.load_checkpoint
 
     def restored_elsewhere(path):
         state, extra, c, prog = real(path)
         return state, {k: (v.as_subclass(Elsewhere) if k.startswith("method.") else v) for k, v in extra.items()}, c, prog
 
-    monkeypatch.setattr(trainer, "load_checkpoint", restored_elsewhere)
+    monkeypatch.setattr(checkpoints, "load_checkpoint", restored_elsewhere)
     again = trainer.run_one(method="replay", seed=0, cfg=small_cfg, out_dir=tmp_path / "resumed", device="cpu",
                             resume=True, progress=False)
     assert again["steps"] == full["steps"] and again["final"] == full["final"]
@@ -268,14 +269,14 @@ def test_cli_deterministic_reaches_the_config(monkeypatch, cemnist_cache, tmp_pa
 
 def test_the_task0_key_names_the_gpu(fake_gpu, monkeypatch, small_cfg):
     dev = torch.device("cuda")
-    key = lambda: trainer.task0_key(small_cfg, 0, dev, False, {"x": "y"})  # noqa: E731
+    key = lambda: checkpoints.task0_key(small_cfg, 0, dev, False, {"x": "y"})  # noqa: E731
     k0 = key()
     assert key() == k0
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Fake H100")
     k1 = key()
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
     assert len({k0, k1, key()}) == 3
-    assert key() != trainer.task0_key(small_cfg.replace(deterministic=True), 0, dev, False, {"x": "y"})
+    assert key() != checkpoints.task0_key(small_cfg.replace(deterministic=True), 0, dev, False, {"x": "y"})
 
 
 def test_results_from_before_the_deterministic_field_still_match():

@@ -69,7 +69,7 @@ def test_git_commit_marks_a_dirty_tree(monkeypatch):
 
     def fake_run(cmd, **k):
         calls.append(cmd[1])
-        out = {"rev-parse": "f" * 40 + "\n", "status": " M baselines/trainer.py\n"}[cmd[1]]
+        out = {"rev-parse": "f" * 40 + "\n", "status": " M cemnist_baselines/trainer.py\n"}[cmd[1]]
         return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
 
     monkeypatch.setattr(subprocess, "run", fake_run)

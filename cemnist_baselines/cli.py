@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="plots, GIF animations and one self-contained HTML page (needs cemnist[viz])")
     rp.add_argument("results", help="folder of result JSONs (and traces)")
     rp.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
-    rp.add_argument("--preview", default=None, help="dataset preview PNG to embed")
+    rp.add_argument("--preview", default=None, help="dataset preview PNG to embed (from `cemnist preview`)")
+    rp.add_argument("--title", default="CEMNIST results", help="page title")
+    rp.add_argument("--all-seeds", action="store_true", help="animate every seed, not only the lowest")
+    rp.add_argument("--every", type=int, default=1, help="confusion GIF: draw every k-th epoch (task ends always)")
+    rp.add_argument("--max-frames", type=int, default=60, help="GIF frame cap (default 60)")
+    rp.add_argument("--max-gif-mb", type=float, default=5.0, help="GIF size cap in MB (default 5)")
     ex = sub.add_parser("export", help="a run as a Hub model repo folder: safetensors weights, model card, its result "
                                        "files and .eval_results/ for the CEMNIST benchmark (--push uploads it)")
     ex.add_argument("source", metavar="RUN_OR_FOLDER", help="a result JSON, or a folder of them (choose with --method, "
@@ -284,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "report":
             from .report import render_report
             out = Path(a.out) if a.out else Path(a.results) / "report"
-            page = render_report(a.results, out, preview_png=a.preview)
+            page = render_report(a.results, out, title=a.title, preview_png=a.preview, all_seeds=a.all_seeds,
+                                 confusion_every=a.every, max_frames=a.max_frames,
+                                 max_bytes=int(a.max_gif_mb * 1_000_000))
             print(f"wrote {page}")
     except WriteError as e:  # disk full / file-size limit while writing: the path and the fix
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from cemnist_data.viz._io import atomic_write_bytes, atomic_write_text
+from cemnist_data.fileio import atomic_write_bytes, atomic_write_text
 from .animations import TRACE_SUFFIX, confusion_gif, find_traces, load_trace, prediction_gif
 from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
 from .plots import plot_class_iou_heatmaps, plot_miou_curves

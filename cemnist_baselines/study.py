@@ -106,7 +106,7 @@ def cmd_task0(a: argparse.Namespace) -> int:
 
 
 def cmd_plot(a: argparse.Namespace) -> int:
-    from cemnist_data.viz._io import new_figure, save_figure
+    from cemnist_data.viz.figures import new_figure, save_figure
 
     runs = [json.loads(p.read_text()) for p in sorted(Path(a.results).glob("*.json"))]
     runs = [r for r in runs if r.get("precision") == a.precision and r.get("seed") == a.seed]
@@ -230,7 +230,7 @@ def budget_verdicts(rows: Sequence[Mapping[str, Any]], *, tol: float = 0.02, tas
 
 
 def cmd_budgets(a: argparse.Namespace) -> int:
-    from cemnist_data.viz._io import new_figure, save_figure
+    from cemnist_data.viz.figures import new_figure, save_figure
 
     rows = budget_table(a.runs)
     if not rows:

@@ -11,8 +11,6 @@ import ast
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 PACKAGES = ("cemnist_data", "cemnist_baselines")
 
 
@@ -98,14 +96,12 @@ def test_no_import_cycles():
     assert find_cycles(import_graph()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="cemnist report imports cemnist_baselines.report (fixed in a later step)")
 def test_the_data_package_does_not_import_the_baselines():
     bad = {m: sorted(t for t in ts if t.startswith("cemnist_baselines"))
            for m, ts in import_graph().items() if m.startswith("cemnist_data")}
     assert {m: ts for m, ts in bad.items() if ts} == {}
 
 
-@pytest.mark.xfail(strict=True, reason="plots/report/study use cemnist_data.viz._io (fixed in a later step)")
 def test_the_baselines_use_no_private_module_of_the_data_package():
     bad = {m: sorted(t for t in ts if t.startswith("cemnist_data") and any(p.startswith("_") for p in t.split(".")))
            for m, ts in import_graph().items() if m.startswith("cemnist_baselines")}

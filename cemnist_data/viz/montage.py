@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._io import new_figure, save_figure
+from .figures import new_figure, save_figure
 from .overlay import label_image, overlay, validate_pair
 from .palette import IGNORE, legend_handles
 

@@ -91,7 +91,7 @@ def mpl_color(digit: int) -> str:
 
 def legend_handles(digits: Iterable[int] = range(10), *, include_ignore: bool = False) -> list[Any]:
     """matplotlib legend patches for ``digits`` (plus the ignore stripes when asked)."""
-    from ._io import require_matplotlib
+    from .figures import require_matplotlib
 
     require_matplotlib()
     from matplotlib.patches import Patch

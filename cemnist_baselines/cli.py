@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(checks) - n_bad} of {len(checks)} result(s) valid")
             return 1 if n_bad else 0
         elif a.cmd == "progress":
-            from .progress import format_progress, run_progress
+            from .run_progress import format_progress, run_progress
             print(format_progress(run_progress(a.results)))
         elif a.cmd == "targets":
             from .leaderboard import aggregate

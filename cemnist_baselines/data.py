@@ -6,40 +6,34 @@ from typing import Any
 
 import torch
 
+import cemnist_data
+from cemnist_data.spec import config_name
 
-def _cd():  # imported lazily so that the model / metrics code works without the dataset package
-    import cemnist_data
 
-    return cemnist_data
 
 
 @functools.lru_cache(maxsize=48)
 def _columns_cached(path: str, config: str, split: str, mode: str, cache_root: str,
                     columns: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
-    return tuple(_cd().load_tensors(path, config=config, split=split, mode=mode, cache_dir=cache_root, columns=columns))
+    return tuple(cemnist_data.load_tensors(path, config=config, split=split, mode=mode, cache_dir=cache_root, columns=columns))
 
 
 def load_columns(path: str, *, config: str, split: str, mode: str, cache_dir: str | None,
                  columns: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
     """``cemnist_data.load_tensors``, decoded once per process and cache folder (the splits are immutable
     and verified when first loaded); every call returns fresh copies."""
-    root = str(_cd().cache_root(cache_dir))
+    root = str(cemnist_data.cache_root(cache_dir))
     return tuple(t.clone() for t in _columns_cached(path, config, split, mode, root, tuple(columns)))
-
-
-def config_name(mode: str, task: int | None) -> str:
-    """Dataset config for ``task`` in ``mode`` (``None`` = ``joint``)."""
-    return "joint" if task is None else f"{mode}-task{task}"
 
 
 def dataset_info(*, path: str = "cemnist", cache_dir: str | None = None) -> dict[str, Any]:
     """``cemnist_data.release_info`` (version, setting, class_order, tasks, per-config content hashes)."""
-    return _cd().release_info(path, cache_dir=cache_dir)
+    return cemnist_data.release_info(path, cache_dir=cache_dir)
 
 
 def resolve_tasks(setting: str, class_order: tuple[int, ...] | None, info: dict[str, Any]) -> list[list[int]]:
     """Digits per task; ValueError when the setting/order is invalid or is not the release's one."""
-    tasks = _cd().parse_setting(setting, class_order)  # ValueError with a precise message if malformed
+    tasks = cemnist_data.parse_setting(setting, class_order)  # ValueError with a precise message if malformed
     rel = [list(map(int, t)) for t in info["tasks"]]
     if tasks != rel:
         raise ValueError(

@@ -96,7 +96,7 @@ def _named_presets(d: dict[str, Any]) -> list[str]:
 def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | None = None) -> Validation:
     """Run every check on a parsed result; ``release`` defaults to the shipped manifest's release info."""
     from .config import TrainConfig
-    from .data import eval_pool_configs
+    from .data import config_name, eval_pool_configs
     from .registry import BUILTIN_METHODS, METHODS
     from .metrics import recompute_step, summarize
 
@@ -125,7 +125,7 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
     got = d["dataset"].get("content_sha256", {})
     want = {}
     if split in ("test", "validation") and mode in ("overlap", "disjoint"):
-        used = [(f"{mode}-task{t}", "train") for t in range(T)] + [(c, split) for c in eval_pool_configs(mode, T, split)]
+        used = [(config_name(mode, t), "train") for t in range(T)] + [(c, split) for c in eval_pool_configs(mode, T, split)]
         for c, s in used:
             entry = release["configs"].get(c, {}).get(s)
             if entry is None:

@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..spec import config_name
+
 
 def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
@@ -115,7 +117,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise SystemExit("cemnist preview needs cemnist_data.release_info to list the tasks")
     rows, labels = [], []
     for t, digits in enumerate(info["tasks"]):
-        images, masks = load_columns(args.path, config=f"{args.mode}-task{t}", split=args.split,
+        images, masks = load_columns(args.path, config=config_name(args.mode, t), split=args.split,
                                      columns=("image", "mask"), cache_dir=args.cache_dir)
         idx = pick_indices(len(images), num=args.per_task, seed=args.seed + t)
         rows.append((images[idx], masks[idx]))

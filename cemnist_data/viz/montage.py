@@ -9,7 +9,8 @@ import numpy as np
 
 from .figures import new_figure, save_figure
 from .overlay import label_image, overlay, validate_pair
-from .palette import IGNORE, legend_handles
+from ..labels import IGNORE
+from .palette import legend_handles
 
 PANEL_INCHES = 1.15
 

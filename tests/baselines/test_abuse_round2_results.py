@@ -22,7 +22,7 @@ import pytest
 
 from cemnist_baselines.cli import main as cli_main
 from cemnist_baselines.methods import Method
-from cemnist_baselines.progress import run_progress
+from cemnist_baselines.run_progress import run_progress
 from cemnist_baselines.validate import validate_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -265,7 +265,7 @@ _READERS = textwrap.dedent("""
     import io, resource, sys, contextlib
     from pathlib import Path
     from cemnist_baselines.cli import main
-    from cemnist_baselines.progress import run_progress
+    from cemnist_baselines.run_progress import run_progress
     import cemnist_baselines.validate, cemnist_baselines.leaderboard, cemnist_baselines.report  # noqa: F401
     import matplotlib.pyplot  # noqa: F401  (imported before the memory cap)
     r = Path(sys.argv[1])

@@ -1,7 +1,8 @@
-"""Reference continual-segmentation baselines on CEMNIST: naive, KD (ILT-style), MiB and joint.
+"""Reference continual-segmentation baselines on CEMNIST: naive, kd, lwf, ilt, pl, mib, plop, plop_tuned,
+replay and joint (:data:`METHODS`; docs/PROTOCOL.md describes each and its reference).
 
-One shared trainer (:mod:`cemnist_baselines.trainer`); a method is a few loss terms
-(:mod:`cemnist_baselines.methods`). Results follow ``docs/INTERFACES.md``.
+One shared trainer (:mod:`cemnist_baselines.trainer`); a method is a few loss terms (:mod:`.losses`) and hooks
+(:mod:`.methods`), registered in :mod:`.registry`. Results follow ``docs/INTERFACES.md``.
 """
 from __future__ import annotations
 

@@ -227,13 +227,14 @@ class NanWeight(Method):
 
 
 def test_r2_item08_nan_protocol_values_are_refused_when_written_and_when_read(tmp_path, tiny_runs, tiny_cfg):
-    """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it."""
+    """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it. Now the
+    plug-in's dry run refuses it before any training (the writer's own check stays behind it)."""
     from cemnist_baselines.results import run_id
     from cemnist_baselines.trainer import run_one
 
     out = tmp_path / "r"
-    with pytest.raises(ValueError, match=r"nanweight-2-2-overlap-seed0.json: not written: the result holds "
-                                         r"non-finite numbers \(method_protocol.weight = nan\)"):
+    with pytest.raises(ValueError, match=r"method 'nanweight' .*protocol_values\(\) must hold JSON values .* "
+                                         r"in \{'weight': nan\}; fix the plug-in"):
         run_one(method=NanWeight(), seed=0, cfg=tiny_cfg.replace(max_train=16, max_test=8), out_dir=out,
                 progress=False, device="cpu")
     assert not list(out.glob("*.json")) and not list(out.glob("*.lock"))

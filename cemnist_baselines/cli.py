@@ -33,6 +33,7 @@ from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Over 100 lines on purpose: only argparse declarations, one block per command, in the order of --help.
     from cemnist_data.cli import _with_parent, verbosity_parent
 
     from . import __version__

@@ -42,7 +42,10 @@ def check_method(meth: Method, *, cfg: Any, tasks: list[list[int]]) -> None:
     (``after_task`` of task 0; at task 1 ``before_task``, ``mix_batch``, ``targets``, ``loss`` or
     ``feature_loss``, ``after_task``; a joint method: ``loss`` on every class). ValueError naming the method,
     the task and the hook when a hook raises or returns the wrong kind of value, when ``targets`` is overridden
-    without ``uses_old_model``, or when :func:`check_protocol_values` fails. Uses no global RNG."""
+    without ``uses_old_model``, or when :func:`check_protocol_values` fails. Uses no global RNG.
+
+    Over 100 lines on purpose: it replays the trainer's calls in the trainer's order, one block per hook, so that
+    it can be read side by side with :func:`cemnist_baselines.trainer.train_task`."""
     check_protocol_values(meth)
     where = f"method {meth.name!r} ({method_source(meth)})"
     fix = "fix the plug-in (a dry call on a tiny synthetic batch, before training)"

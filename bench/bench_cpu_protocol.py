@@ -27,9 +27,11 @@ import torch.nn.functional as F
 
 from cemnist_baselines.artifacts import atomic_write_text
 from cemnist_baselines.config import get_config
-from cemnist_baselines.methods import METHODS
+from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet, grow_head
-from cemnist_baselines.trainer import label_maps, make_step, teacher_logits, train_epoch
+from cemnist_baselines.data import label_maps
+from cemnist_baselines.inference import teacher_logits
+from cemnist_baselines.trainer import make_step, train_epoch
 
 
 def model_flops(num_classes: int = 11, width: int = 32, hw: int = 60) -> float:

@@ -20,9 +20,11 @@ import torch
 
 from cemnist_baselines.artifacts import atomic_write_text, env_info
 from cemnist_baselines.config import get_config
-from cemnist_baselines.methods import METHODS
+from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet, grow_head
-from cemnist_baselines.trainer import label_maps, make_step, teacher_logits, teacher_outputs, train_epoch
+from cemnist_baselines.data import label_maps
+from cemnist_baselines.inference import teacher_logits, teacher_outputs
+from cemnist_baselines.trainer import make_step, train_epoch
 
 
 def train_rate(method: str, *, cache: bool, n: int, batch: int = 32, epochs: int = 2) -> float:

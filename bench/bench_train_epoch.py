@@ -35,9 +35,10 @@ from cemnist_baselines.artifacts import atomic_write_text
 from cemnist_baselines.backends import backend_settings
 from cemnist_baselines.config import TrainConfig, get_config
 from cemnist_baselines.data import load_task_data
-from cemnist_baselines.methods import tutorial_kd_loss
+from cemnist_baselines.losses import tutorial_kd_loss
 from cemnist_baselines.model import SimpleSegNet, grow_head
-from cemnist_baselines.trainer import label_maps, make_step, resolve_device, train_epoch
+from cemnist_baselines.data import label_maps
+from cemnist_baselines.trainer import make_step, resolve_device, train_epoch
 
 
 def _sync(dev: torch.device) -> None:

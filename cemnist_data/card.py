@@ -13,7 +13,7 @@ from typing import Any
 
 from .labels import ID2LABEL
 from .registry import CITATION, HOMEPAGE, HUB_REPO_ID, LICENSE, LICENSE_CREDIT, MNIST_HUB_ID, display_version, shipped_manifest_for
-from .spec import SPLITS, CemnistSpec
+from .spec import SPLITS, CemnistSpec, config_name
 
 __all__ = ["card_yaml", "render_readme", "card_body", "ordered_configs", "eval_yaml", "eval_yaml_text", "eval_task_id",
            "PREVIEW_PATH", "CARD_SECTIONS", "EVAL_FRAMEWORK", "EVAL_YAML"]
@@ -234,7 +234,7 @@ def eval_yaml(manifest: dict[str, Any]) -> dict[str, Any]:
         "name": name,
         "description": description,
         "evaluation_framework": EVAL_FRAMEWORK,
-        "tasks": [{"id": eval_task_id(mode), "config": f"{mode}-task{last}", "split": "test"}
+        "tasks": [{"id": eval_task_id(mode), "config": config_name(mode, last), "split": "test"}
                   for mode in ("overlap", "disjoint")],
     }
 

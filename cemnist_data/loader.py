@@ -567,6 +567,8 @@ def resolve_release(
     the files of ``configs`` (``allow_patterns``); later calls fetch further configs into the same
     cached folder. ``force`` (``download_mode="force_redownload"``) replaces the cached files of ``configs``:
     re-downloaded from the Hub, or else the release is rebuilt; a local folder is verified again by content.
+
+    Over 100 lines on purpose: the order above (local folder, cache, Hub, regeneration) reads as one sequence.
     """
     if source not in ("auto", "cache", "hub", "generate"):
         raise ValueError(f"unknown source {source!r}; valid: 'auto', 'cache', 'hub', 'generate'")

@@ -59,9 +59,10 @@ def parse_setting(setting: str, class_order: tuple[int, ...] | list[int] | None 
     return tasks
 
 
-def config_name(mode: str, task: int) -> str:
-    """Name of the Hub config holding ``task`` in ``mode`` (e.g. ``overlap-task2``)."""
-    return f"{mode}-task{task}"
+def config_name(mode: str, task: int | None) -> str:
+    """Name of the Hub config holding ``task`` in ``mode`` (e.g. ``overlap-task2``; ``None`` = ``joint``, every
+    task's images with their full masks)."""
+    return "joint" if task is None else f"{mode}-task{task}"
 
 
 def parse_config_name(name: str) -> tuple[str, int | None]:

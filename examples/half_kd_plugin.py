@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cemnist_baselines.methods import KD, ce_loss, tutorial_kd_loss
+from cemnist_baselines.losses import ce_loss, tutorial_kd_loss
+from cemnist_baselines.methods import KD
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cemnist_baselines.methods import Method, ce_loss
+from cemnist_baselines.losses import ce_loss
+from cemnist_baselines.methods import Method
 
 
 @dataclass(frozen=True)

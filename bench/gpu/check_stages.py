@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from cemnist_baselines.config import TrainConfig, get_config
-from cemnist_baselines.methods import BUILTIN_METHODS
+from cemnist_baselines.registry import BUILTIN_METHODS
 from cemnist_baselines.trainer import run_one
 
 W, REPO, DEV = Path(os.environ["GPUCHK_WORK"]), Path(os.environ["GPUCHK_REPO"]), os.environ["GPUCHK_DEVICE"]
@@ -176,9 +176,11 @@ def microbench() -> None:
     and CUDA kernels per step from torch.profiler."""
     from cemnist_baselines.backends import backend_settings
     from cemnist_baselines.data import load_task_data
-    from cemnist_baselines.methods import METHODS
+    from cemnist_baselines.registry import METHODS
     from cemnist_baselines.model import SimpleSegNet
-    from cemnist_baselines.trainer import label_maps, make_generator, make_step, train_epoch
+    from cemnist_baselines.data import label_maps
+    from cemnist_baselines.seeding import make_generator
+    from cemnist_baselines.trainer import make_step, train_epoch
 
     dev = torch.device(DEV)
     x, y = load_task_data(task=0, split="train", mode="overlap", device=dev)

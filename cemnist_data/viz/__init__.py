@@ -14,6 +14,7 @@ _EXPORTS = {
     "show": "montage", "show_compare": "montage", "preview_strip": "montage", "montage_figure": "montage",
     "compare_figure": "montage", "preview_strip_figure": "montage",
     "add_cli_subcommands": "cli",
+    "new_figure": "figures", "save_figure": "figures", "figure_to_rgb": "figures", "figure_png_bytes": "figures",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,10 +14,11 @@ import argparse
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from ..spec import config_name
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -116,7 +117,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise SystemExit("cemnist preview needs cemnist_data.release_info to list the tasks")
     rows, labels = [], []
     for t, digits in enumerate(info["tasks"]):
-        images, masks = load_columns(args.path, config=f"{args.mode}-task{t}", split=args.split,
+        images, masks = load_columns(args.path, config=config_name(args.mode, t), split=args.split,
                                      columns=("image", "mask"), cache_dir=args.cache_dir)
         idx = pick_indices(len(images), num=args.per_task, seed=args.seed + t)
         rows.append((images[idx], masks[idx]))
@@ -128,15 +129,11 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``cemnist report``: pictures + self-contained HTML for a results folder."""
-    from cemnist_baselines.report import render_report  # the report lives with the results
+    """``cemnist report ARGS``: forwarded to ``cemnist-baselines report ARGS`` (the report lives with the
+    results, in ``cemnist_baselines``; the data package does not import it). Returns its exit status."""
+    import subprocess
 
-    out = args.out or str(Path(args.results_dir) / "report")
-    page = render_report(args.results_dir, out, title=args.title, preview_png=args.preview, all_seeds=args.all_seeds,
-                         confusion_every=args.every, max_frames=args.max_frames,
-                         max_bytes=int(args.max_gif_mb * 1_000_000))
-    print(page)
-    return 0
+    return subprocess.call([sys.executable, "-m", "cemnist_baselines", "report", *args.report_args])
 
 
 def add_cli_subcommands(subparsers: Any) -> None:
@@ -170,17 +167,13 @@ def add_cli_subcommands(subparsers: Any) -> None:
     p.add_argument("--out", default="docs/img/preview_strip.png", help="output PNG")
     p.set_defaults(func=cmd_preview)
 
-    p = subparsers.add_parser("report", help="plots, animations and one self-contained HTML page for a results folder",
-                              description="Render a results folder (run JSONs, optional traces) into a directory "
-                                          "with PNG/GIF files and a self-contained index.html.")
-    p.add_argument("results_dir", help="folder of result JSONs (and traces)")
-    p.add_argument("--out", default=None, help="output directory (default: RESULTS_DIR/report)")
-    p.add_argument("--title", default="CEMNIST results", help="page title")
-    p.add_argument("--preview", default=None, help="a preview strip PNG to include (from `cemnist preview`)")
-    p.add_argument("--all-seeds", action="store_true", help="animate every seed, not only the lowest")
-    p.add_argument("--every", type=int, default=1, help="confusion GIF: draw every k-th epoch (task ends always)")
-    p.add_argument("--max-frames", type=int, default=60, help="GIF frame cap (default 60)")
-    p.add_argument("--max-gif-mb", type=float, default=5.0, help="GIF size cap in MB (default 5)")
+    p = subparsers.add_parser("report", help="plots, animations and one self-contained HTML page for a results folder "
+                                             "(= cemnist-baselines report; see its --help)",
+                              add_help=False, prefix_chars="\x00",  # every argument, --help too, is forwarded
+                              description="Forwarded to `cemnist-baselines report`, which renders a results folder "
+                                          "(run JSONs, optional traces) into PNG/GIF files and a self-contained "
+                                          "index.html.")
+    p.add_argument("report_args", nargs="*", help="the arguments of `cemnist-baselines report`")
     p.set_defaults(func=cmd_report)
 
 

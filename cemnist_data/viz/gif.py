@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 
 DEFAULT_MAX_FRAMES = 60
 DEFAULT_MAX_BYTES = 5_000_000

@@ -7,9 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._io import new_figure, save_figure
+from .figures import new_figure, save_figure
 from .overlay import label_image, overlay, validate_pair
-from .palette import IGNORE, legend_handles
+from ..labels import IGNORE
+from .palette import legend_handles
 
 PANEL_INCHES = 1.15
 

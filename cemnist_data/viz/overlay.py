@@ -5,7 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from .palette import IGNORE, IGNORE_STRIPE_RGB, color_lut
+from ..labels import IGNORE
+from .palette import IGNORE_STRIPE_RGB, color_lut
 
 
 def as_uint8_array(x: Any, *, name: str) -> np.ndarray:

@@ -14,22 +14,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-BACKGROUND = 0
-IGNORE = 255
-NUM_LABELS = 11  # background + 10 digits
+from ..labels import BACKGROUND, IGNORE, MASK_PALETTE_RGB
 
-DIGIT_COLORS_HEX: tuple[str, ...] = (
-    "#E69F00",  # 0 orange (Okabe–Ito)
-    "#56B4E9",  # 1 sky blue (Okabe–Ito)
-    "#009E73",  # 2 bluish green (Okabe–Ito)
-    "#F0E442",  # 3 yellow (Okabe–Ito)
-    "#0072B2",  # 4 blue (Okabe–Ito)
-    "#D55E00",  # 5 vermillion (Okabe–Ito)
-    "#CC79A7",  # 6 reddish purple (Okabe–Ito)
-    "#332288",  # 7 indigo (Tol muted)
-    "#999933",  # 8 olive (Tol muted)
-    "#882255",  # 9 wine (Tol muted)
-)
+DIGIT_COLORS_HEX: tuple[str, ...] = tuple("#%02X%02X%02X" % rgb for rgb in MASK_PALETTE_RGB[1:])
+"""The digits' colours (digit 0..9), as :data:`cemnist_data.labels.MASK_PALETTE_RGB` defines them."""
 # The ignore label is drawn as diagonal stripes of these two colours (2-pixel stripes).
 IGNORE_STRIPE_RGB: tuple[tuple[int, int, int], tuple[int, int, int]] = ((255, 255, 255), (34, 34, 34))
 
@@ -42,7 +30,7 @@ def hex_to_rgb(value: str) -> tuple[int, int, int]:
     return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
 
 
-DIGIT_COLORS_RGB: np.ndarray = np.array([hex_to_rgb(h) for h in DIGIT_COLORS_HEX], dtype=np.uint8)
+DIGIT_COLORS_RGB: np.ndarray = np.array(MASK_PALETTE_RGB[1:], dtype=np.uint8)
 DIGIT_COLORS_RGB.setflags(write=False)
 
 
@@ -91,7 +79,7 @@ def mpl_color(digit: int) -> str:
 
 def legend_handles(digits: Iterable[int] = range(10), *, include_ignore: bool = False) -> list[Any]:
     """matplotlib legend patches for ``digits`` (plus the ignore stripes when asked)."""
-    from ._io import require_matplotlib
+    from .figures import require_matplotlib
 
     require_matplotlib()
     from matplotlib.patches import Patch

@@ -1,7 +1,5 @@
-"""Fixtures for the baselines tests: offline HF hub and one dataset cache shared by the session."""
+"""Fixtures for the baselines tests: the session's dataset cache and a tiny board of finished runs."""
 from __future__ import annotations
-
-import os
 
 import pytest
 
@@ -9,14 +7,10 @@ TINY = dict(epochs=1, max_train=32, max_test=16, batch_size=16, trace_panel=3)
 
 
 @pytest.fixture(scope="session")
-def cemnist_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Set HF_HUB_OFFLINE=1 and CEMNIST_CACHE to a session temp dir (the data is built once, ~10 s)."""
-    cache = tmp_path_factory.mktemp("cemnist_cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setenv("CEMNIST_CACHE", str(cache))
-    yield str(cache)
-    mp.undo()
+def cemnist_cache(shared_cache) -> str:
+    """The session's one dataset cache (``$CEMNIST_CACHE``, set offline by tests/conftest.py), as a string: the
+    release is generated once per test session, for the data and the baselines tests alike."""
+    return str(shared_cache)
 
 
 @pytest.fixture(scope="session")

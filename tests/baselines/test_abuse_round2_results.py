@@ -22,7 +22,7 @@ import pytest
 
 from cemnist_baselines.cli import main as cli_main
 from cemnist_baselines.methods import Method
-from cemnist_baselines.progress import run_progress
+from cemnist_baselines.run_progress import run_progress
 from cemnist_baselines.validate import validate_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,8 +230,8 @@ def test_r2_item08_nan_protocol_values_are_refused_when_written_and_when_read(tm
     """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it.
     Now the plug-in's dry call refuses it before training, the writer refuses any non-finite number (for a
     record that got past the dry call) and the reader refuses it, each naming the field."""
-    from cemnist_baselines.results import result_json_text
-    from cemnist_baselines.trainer import run_id, run_one
+    from cemnist_baselines.results import result_json_text, run_id
+    from cemnist_baselines.trainer import run_one
 
     out = tmp_path / "r"
     with pytest.raises(ValueError, match=r"method 'nanweight'.*protocol_values\(\) must hold JSON values.*"
@@ -271,7 +271,7 @@ _READERS = textwrap.dedent("""
     import io, resource, sys, contextlib
     from pathlib import Path
     from cemnist_baselines.cli import main
-    from cemnist_baselines.progress import run_progress
+    from cemnist_baselines.run_progress import run_progress
     import cemnist_baselines.validate, cemnist_baselines.leaderboard, cemnist_baselines.report  # noqa: F401
     import matplotlib.pyplot  # noqa: F401  (imported before the memory cap)
     r = Path(sys.argv[1])

@@ -65,7 +65,7 @@ def test_r2_item05_a_checkpoint_with_edited_progress_is_not_resumed(tmp_path, q_
     """Before: the checksum covered the tensors only; one edited byte in the ``progress`` metadata of step4 was
     resumed and the result JSON carried the edited wall time. Now the hash covers tensors and metadata."""
     from cemnist_baselines.animations import load_trace
-    from cemnist_baselines.artifacts import load_checkpoint
+    from cemnist_baselines.checkpoints import load_checkpoint
     from cemnist_baselines.trainer import run_one
 
     src, cfg, res = q_run
@@ -196,8 +196,9 @@ def test_r2_item13_subclassing_a_builtin_keeps_its_flags(tmp_path, monkeypatch):
     flags were set on the METHODS instances only) and crashed at task 1 with ``AttributeError: 'NoneType'
     object has no attribute 'shape'``. Now every built-in class carries its flags as class defaults, equal to
     its registered instance's."""
-    from cemnist_baselines.methods import METHODS, Method
-    from cemnist_baselines.plugins import resolve_method
+    from cemnist_baselines.methods import Method
+    from cemnist_baselines.registry import METHODS
+    from cemnist_baselines.registry import resolve_method
 
     mod = _plugin(tmp_path, monkeypatch, "r2_halfkd", """
         from dataclasses import dataclass

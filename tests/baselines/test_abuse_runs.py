@@ -15,7 +15,7 @@ import pytest
 
 from cemnist_baselines.animations import load_trace
 from cemnist_baselines.cli import main as cli_main
-from cemnist_baselines.progress import run_progress
+from cemnist_baselines.run_progress import run_progress
 from cemnist_baselines.results import ResultError
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from cemnist_baselines.config import get_config
-from cemnist_baselines.methods import METHODS
+from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet, grow_head
-from cemnist_baselines.trainer import label_maps, make_step, train_epoch
+from cemnist_baselines.data import label_maps
+from cemnist_baselines.trainer import make_step, train_epoch
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import warnings
 import pytest
 import torch
 
-from cemnist_baselines import trainer
-from cemnist_baselines.artifacts import load_checkpoint
+from cemnist_baselines import checkpoints, trainer
+from cemnist_baselines.checkpoints import load_checkpoint
 from cemnist_baselines.config import TrainConfig, get_config
 from cemnist_baselines.data import _subset_index, load_eval_pool, load_joint_train, load_task_data
 from cemnist_baselines.runner import run_many
@@ -60,12 +60,12 @@ def test_validation_pool_is_every_tasks_validation_split(cemnist_cache):
 
 def test_a_code_change_does_not_reuse_a_stale_shared_task0(tmp_path, tiny_cfg, monkeypatch):
     cfg = tiny_cfg.replace(max_train=16)
-    monkeypatch.setattr(trainer, "git_commit", lambda: "abc")           # the code as it stands: fixed identity
-    monkeypatch.setattr(trainer, "code_fingerprint", lambda: "original")
+    monkeypatch.setattr(checkpoints, "git_commit", lambda: "abc")           # the code as it stands: fixed identity
+    monkeypatch.setattr(checkpoints, "code_fingerprint", lambda: "original")
     a = run_one(method="naive", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu")
     b = run_one(method="kd", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu")
     assert a["shared_task0"] is False and b["shared_task0"] is True
-    monkeypatch.setattr(trainer, "code_fingerprint", lambda: "patched task-0 loss")  # a simulated code change
+    monkeypatch.setattr(checkpoints, "code_fingerprint", lambda: "patched task-0 loss")  # a simulated code change
     c = run_one(method="mib", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu")
     assert c["shared_task0"] is False
     assert len(list((tmp_path / "checkpoints" / "_shared").glob("*.safetensors"))) == 2
@@ -73,13 +73,13 @@ def test_a_code_change_does_not_reuse_a_stale_shared_task0(tmp_path, tiny_cfg, m
 
 def test_thread_count_and_precision_key_the_shared_task0(tiny_cfg):
     h = {"x/y": "0" * 64}
-    k0 = trainer.task0_key(tiny_cfg, 0, torch.device("cpu"), False, h)
-    assert k0 == trainer.task0_key(tiny_cfg.replace(kd_lambda=3.0, teacher_cache=False), 0, torch.device("cpu"), False, h)
-    assert k0 != trainer.task0_key(tiny_cfg.replace(amp_bf16=True), 0, torch.device("cpu"), False, h)
+    k0 = checkpoints.task0_key(tiny_cfg, 0, torch.device("cpu"), False, h)
+    assert k0 == checkpoints.task0_key(tiny_cfg.replace(kd_lambda=3.0, teacher_cache=False), 0, torch.device("cpu"), False, h)
+    assert k0 != checkpoints.task0_key(tiny_cfg.replace(amp_bf16=True), 0, torch.device("cpu"), False, h)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(max(1, before - 1) if before > 1 else 2)
-        assert k0 != trainer.task0_key(tiny_cfg, 0, torch.device("cpu"), False, h)
+        assert k0 != checkpoints.task0_key(tiny_cfg, 0, torch.device("cpu"), False, h)
     finally:
         torch.set_num_threads(before)
 
@@ -124,14 +124,14 @@ def test_a_folder_holding_another_config_is_refused_then_replaced_as_a_whole(tmp
 def test_an_interrupted_fresh_run_leaves_no_stale_result(tmp_path, tiny_cfg, monkeypatch):
     cfg = tiny_cfg.replace(max_train=16)
     run_one(method="naive", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu")
-    real = trainer._train_step_i
+    real = trainer.train_task
 
     def crash(ctx, **kw):
         if kw["t"] == 2:
             raise KeyboardInterrupt
         return real(ctx, **kw)
 
-    monkeypatch.setattr(trainer, "_train_step_i", crash)
+    monkeypatch.setattr(trainer, "train_task", crash)
     with pytest.raises(KeyboardInterrupt):
         run_one(method="naive", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu")
     assert not (tmp_path / "naive-2-2-overlap-seed0.json").exists()

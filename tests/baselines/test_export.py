@@ -16,7 +16,7 @@ import yaml
 from fake_hub import RecordingHfApi, connect_error
 from safetensors.torch import load_file
 
-from cemnist_baselines.artifacts import save_checkpoint
+from cemnist_baselines.checkpoints import save_checkpoint
 from cemnist_baselines.cli import main
 from cemnist_baselines.export import benchmark_problems, export_run, push_model_repo, reproduce_command
 from cemnist_baselines.model import SimpleSegNet

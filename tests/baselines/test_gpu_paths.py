@@ -16,10 +16,12 @@ import pytest
 import torch
 from torch.utils._pytree import tree_leaves
 
-from cemnist_baselines import backends, runner, trainer
-from cemnist_baselines.artifacts import env_info, load_checkpoint
+from cemnist_baselines import backends, checkpoints, data, methods, runner, seeding, trainer
+from cemnist_baselines.artifacts import env_info
+from cemnist_baselines.checkpoints import load_checkpoint
 from cemnist_baselines.config import TrainConfig, complete_config, get_config
-from cemnist_baselines.methods import METHODS, Method, TaskContext
+from cemnist_baselines.methods import Method, TaskContext
+from cemnist_baselines.registry import METHODS
 
 SMALL = dict(epochs=1, max_train=16, max_test=8, batch_size=8, trace_panel=2)  # 2 steps per task
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +98,7 @@ def test_replay_memory_from_another_device_is_moved_to_the_run_device():
 def test_the_trainer_keeps_hook_state_on_the_run_device():
     state = {"a": torch.ones(3).as_subclass(Elsewhere), "b": torch.zeros(2)}
     b = state["b"]
-    trainer.state_to_device(state, torch.device("cpu"))
+    methods.state_to_device(state, torch.device("cpu"))
     assert type(state["a"]) is torch.Tensor and state["a"].device == torch.device("cpu")
     assert state["b"] is b  # already there: untouched
 
@@ -132,13 +134,13 @@ def test_replay_resume_with_state_arriving_on_another_device(tmp_path, small_cfg
     shutil.copytree(tmp_path / "full" / "checkpoints" / stem, tmp_path / "resumed" / "checkpoints" / stem)
     for i in (3, 4):
         (tmp_path / "resumed" / "checkpoints" / stem / f"step{i}.safetensors").unlink()
-    real = trainer.load_checkpoint
+    real = checkpoints.load_checkpoint
 
     def restored_elsewhere(path):
         state, extra, c, prog = real(path)
         return state, {k: (v.as_subclass(Elsewhere) if k.startswith("method.") else v) for k, v in extra.items()}, c, prog
 
-    monkeypatch.setattr(trainer, "load_checkpoint", restored_elsewhere)
+    monkeypatch.setattr(checkpoints, "load_checkpoint", restored_elsewhere)
     again = trainer.run_one(method="replay", seed=0, cfg=small_cfg, out_dir=tmp_path / "resumed", device="cpu",
                             resume=True, progress=False)
     assert again["steps"] == full["steps"] and again["final"] == full["final"]
@@ -210,7 +212,7 @@ def _order_seen(images, masks, device_of_losses: torch.device, gen: torch.Genera
 def test_the_batch_order_is_the_same_on_any_device(monkeypatch):
     n = 300
     x, y = _coded(n), torch.zeros(n, 60, 60, dtype=torch.uint8)
-    on_cpu = _order_seen(x, y, torch.device("cpu"), trainer.make_generator(0, torch.device("cpu"), "shuffle", 1))
+    on_cpu = _order_seen(x, y, torch.device("cpu"), seeding.make_generator(0, torch.device("cpu"), "shuffle", 1))
     moved = []
 
     def fake_move(t, device):  # the index tensor "goes to" the other device; the fake split reads it on the CPU
@@ -220,7 +222,7 @@ def test_the_batch_order_is_the_same_on_any_device(monkeypatch):
     monkeypatch.setattr(trainer, "to_device", fake_move)
     meta = torch.device("meta")
     other = _order_seen(_Split(x, meta), _Split(y, meta), meta,
-                        trainer.make_generator(0, torch.device("cpu"), "shuffle", 1))
+                        seeding.make_generator(0, torch.device("cpu"), "shuffle", 1))
     assert other == on_cpu and sorted(on_cpu) == list(range(n))
     assert moved == [("cpu", "meta", torch.int64, n)]  # one move per epoch, drawn on the CPU
 
@@ -267,14 +269,14 @@ def test_cli_deterministic_reaches_the_config(monkeypatch, cemnist_cache, tmp_pa
 
 def test_the_task0_key_names_the_gpu(fake_gpu, monkeypatch, small_cfg):
     dev = torch.device("cuda")
-    key = lambda: trainer.task0_key(small_cfg, 0, dev, False, {"x": "y"})  # noqa: E731
+    key = lambda: checkpoints.task0_key(small_cfg, 0, dev, False, {"x": "y"})  # noqa: E731
     k0 = key()
     assert key() == k0
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Fake H100")
     k1 = key()
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
     assert len({k0, k1, key()}) == 3
-    assert key() != trainer.task0_key(small_cfg.replace(deterministic=True), 0, dev, False, {"x": "y"})
+    assert key() != checkpoints.task0_key(small_cfg.replace(deterministic=True), 0, dev, False, {"x": "y"})
 
 
 def test_results_from_before_the_deterministic_field_still_match():
@@ -451,7 +453,7 @@ def test_gpu_training_steps_do_not_sync_the_host(small_cfg, cemnist_cache):
     dev = torch.device("cuda")
     cfg = small_cfg.resolved("cuda")
     x, y = load_task_data(task=1, split="train", mode="overlap", limit=16, device=dev)
-    lut, _ = trainer.label_maps([[0, 1], [2, 3]], 1, dev)
+    lut, _ = data.label_maps([[0, 1], [2, 3]], 1, dev)
     state = {"replay.images": x[:6].clone(), "replay.masks": y[:6].clone(),
              "plop.thresholds": torch.full((3,), 0.5, device=dev),
              "plop.max_entropy": torch.tensor(1.6, dtype=torch.float64, device=dev)}

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from cemnist_baselines.methods import (METHODS, ce_loss, get_method, mib_kd_loss, tutorial_kd_loss,
-                                       unbiased_ce_loss, unbiased_kd_loss)
+from cemnist_baselines.losses import ce_loss, mib_kd_loss, tutorial_kd_loss, unbiased_ce_loss, unbiased_kd_loss
+from cemnist_baselines.registry import METHODS, get_method
 
 
 def _rand(*shape, seed=0):

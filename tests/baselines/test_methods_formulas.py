@@ -9,11 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cemnist_baselines.methods import (IGNORE, METHODS, SEGNET_BLOCKS, Method, Replay, TaskContext,
-                                       feature_distillation_loss, plop_find_median, mib_kd_loss, local_pod_embedding,
-                                       local_pod_embedding_fast, local_pod_loss, local_pod_terms, memory_quotas, overrides,
-                                       plop_entropy, plop_pseudo_ce, plop_thresholds, pseudo_label_targets,
-                                       segnet_forward)
+from cemnist_baselines.losses import (feature_distillation_loss, plop_find_median, mib_kd_loss, local_pod_embedding,
+                                      local_pod_embedding_fast, local_pod_loss, local_pod_terms, plop_entropy,
+                                      plop_pseudo_ce, plop_thresholds, pseudo_label_targets)
+from cemnist_baselines.methods import Method, Replay, TaskContext, memory_quotas, overrides
+from cemnist_baselines.model import SEGNET_BLOCKS
+from cemnist_baselines.registry import METHODS
+from cemnist_data.labels import IGNORE
 from cemnist_baselines.model import SimpleSegNet
 
 D = torch.float64
@@ -24,10 +26,10 @@ def _rand(*shape, seed=0):
 
 
 # ----------------------------------------------------------------------------- features
-def test_segnet_forward_is_the_model_forward_with_its_maps():
+def test_forward_features_is_the_model_forward_with_its_maps():
     m = SimpleSegNet(5, width=8, generator=torch.Generator().manual_seed(3))
     x = torch.rand(2, 1, 60, 60, generator=torch.Generator().manual_seed(4))
-    z, f = segnet_forward(m, x)
+    z, f = m.forward_features(x)
     assert torch.equal(z, m(x))
     sizes = {"enc1": 60, "enc2": 30, "enc3": 15, "dec1": 30, "dec2": 60}
     for b in SEGNET_BLOCKS:
@@ -278,7 +280,8 @@ def test_local_pod_loss_hand_checked_and_vs_transcription():
 def test_plop_distils_the_stages_before_relu_and_dec2_after():
     """PLOP's maps: the stage outputs before their activation (ResidualBlock ``last=True``) and the head's input
     after it (``x_pl``): enc1..dec1 pre-ReLU, dec2 post-ReLU, then the logits."""
-    from cemnist_baselines.methods import PLOP_MAPS, local_pod_loss, plop_pseudo_ce, segnet_forward
+    from cemnist_baselines.losses import local_pod_loss, plop_pseudo_ce
+    from cemnist_baselines.methods import PLOP_MAPS
 
     assert PLOP_MAPS == ("enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2")
     old = SimpleSegNet(3, width=4, generator=torch.Generator().manual_seed(1)).eval()
@@ -287,8 +290,8 @@ def test_plop_distils_the_stages_before_relu_and_dec2_after():
     x, y = torch.rand(2, 1, 60, 60, generator=g), torch.randint(0, 5, (2, 60, 60), generator=g)
     state = {"plop.thresholds": torch.full((3,), math.inf), "plop.max_entropy": torch.tensor(math.log(5))}
     with torch.no_grad():
-        t, of = segnet_forward(old, x)
-        z, nf = segnet_forward(new, x)
+        t, of = old.forward_features(x)
+        z, nf = new.forward_features(x)
         got = METHODS["plop"].feature_loss(z, y, t, nf, of, c_old=3, kd_lambda=10.0, state=state)
         cls = plop_pseudo_ce(z, y, t, c_old=3, thresholds=state["plop.thresholds"], max_entropy=math.log(5))
 
@@ -391,7 +394,8 @@ def test_method_hooks_default_to_no_ops():
 def _step_loss(meth, *, teacher: bool):
     from cemnist_baselines.config import get_config
     from cemnist_baselines.model import grow_head
-    from cemnist_baselines.trainer import label_maps, make_step
+    from cemnist_baselines.data import label_maps
+    from cemnist_baselines.trainer import make_step
 
     cfg = get_config("tiny", lr=1e-12)
     g = torch.Generator().manual_seed(0)
@@ -407,8 +411,8 @@ def _step_loss(meth, *, teacher: bool):
     y[:, :10, :10] = 3  # digit 2 -> channel 3
     xf = x.unsqueeze(1).float() / 255
     with torch.no_grad():
-        z, feats = segnet_forward(model, xf)
-        t, old_feats = segnet_forward(old, xf)
+        z, feats = model.forward_features(xf)
+        t, old_feats = old.forward_features(xf)
     fn = meth.feature_loss if meth.features else meth.loss
     step = make_step(model, None if teacher else old, fn, lut, cfg=cfg.replace(channels_last=False), c_old=3,
                      device=torch.device("cpu"), label_fn=meth.targets if overrides(meth, "targets") else None,
@@ -434,7 +438,7 @@ def test_trainer_passes_encoder_features_to_ilt():
 def test_plop_before_task_hook_computes_thresholds_batch_by_batch():
     from cemnist_baselines.config import get_config
     from cemnist_baselines.model import grow_head
-    from cemnist_baselines.trainer import label_maps
+    from cemnist_baselines.data import label_maps
 
     g = torch.Generator().manual_seed(0)
     old = SimpleSegNet(3, width=4, generator=g).eval()

@@ -50,7 +50,7 @@ def test_method_runs_every_task(new_runs, method, values):
 
 
 def test_methods_train_differently_from_naive_after_task0(new_runs):
-    from cemnist_baselines.artifacts import load_checkpoint
+    from cemnist_baselines.checkpoints import load_checkpoint
 
     out, _ = new_runs
     ref, _, _, _ = load_checkpoint(out / "checkpoints" / "naive-2-2-overlap-seed0" / "step1.safetensors")
@@ -70,7 +70,7 @@ def test_method_protocol_values_split_leaderboard_rows(new_runs):
 
 
 def test_replay_and_plop_state_is_checkpointed_and_resumes_exactly(new_runs, small_cfg, tmp_path):
-    from cemnist_baselines.artifacts import load_checkpoint
+    from cemnist_baselines.checkpoints import load_checkpoint
     from cemnist_baselines.trainer import run_one
 
     out, runs = new_runs

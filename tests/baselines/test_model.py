@@ -66,7 +66,7 @@ def test_default_growth_is_seeded():
 
 
 def test_label_to_channel_maps_follow_the_class_order():
-    from cemnist_baselines.trainer import label_maps
+    from cemnist_baselines.data import label_maps
 
     lut, ch2lab = label_maps([[3, 1], [0, 2], [4, 5]], 1, torch.device("cpu"))
     assert ch2lab.tolist() == [0, 4, 2, 1, 3]

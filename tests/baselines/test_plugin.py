@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from cemnist_baselines.cli import main
-from cemnist_baselines.methods import Method, get_method, mib_kd_loss
-from cemnist_baselines.plugins import ENTRY_POINT_GROUP, method_source, resolve_method
+from cemnist_baselines.losses import mib_kd_loss
+from cemnist_baselines.methods import Method
+from cemnist_baselines.registry import get_method
+from cemnist_baselines.registry import ENTRY_POINT_GROUP, method_source, resolve_method
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,7 +146,7 @@ def test_scaled_plop_plugins_are_plop_with_smaller_pod_factors(cls, div, monkeyp
     factors differ from the built-in PLOP, and they are recorded as protocol values."""
     import dataclasses
 
-    from cemnist_baselines.methods import METHODS
+    from cemnist_baselines.registry import METHODS
 
     monkeypatch.syspath_prepend(str(ROOT))
     m = resolve_method(f"examples.plop_scaled:{cls}")
@@ -159,7 +161,8 @@ def test_plop_tuned_is_the_chosen_search_point(monkeypatch):
     examples.plop_scaled:PLOPDiv1e4 under another name (docs/PROTOCOL.md section 6)."""
     import dataclasses
 
-    from cemnist_baselines.methods import METHODS, PLOP_TUNED_DIVISOR
+    from cemnist_baselines.methods import PLOP_TUNED_DIVISOR
+    from cemnist_baselines.registry import METHODS
 
     monkeypatch.syspath_prepend(str(ROOT))
     chosen = resolve_method("examples.plop_scaled:PLOPDiv1e4")

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from cemnist_baselines.cli import main as cli_main
-from cemnist_baselines.progress import run_progress
+from cemnist_baselines.run_progress import run_progress
 
 
 def test_progress_matches_the_results_and_flags_unfinished_runs(tmp_path, tiny_runs):

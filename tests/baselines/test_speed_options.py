@@ -11,9 +11,10 @@ import torch
 from cemnist_baselines import artifacts
 from cemnist_baselines.cli import main as cli_main
 from cemnist_baselines.config import get_config
-from cemnist_baselines.methods import METHODS
+from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet
-from cemnist_baselines.trainer import label_maps, make_step, train_epoch
+from cemnist_baselines.data import label_maps
+from cemnist_baselines.trainer import make_step, train_epoch
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_git_commit_marks_a_dirty_tree(monkeypatch):
 
     def fake_run(cmd, **k):
         calls.append(cmd[1])
-        out = {"rev-parse": "f" * 40 + "\n", "status": " M baselines/trainer.py\n"}[cmd[1]]
+        out = {"rev-parse": "f" * 40 + "\n", "status": " M cemnist_baselines/trainer.py\n"}[cmd[1]]
         return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
 
     monkeypatch.setattr(subprocess, "run", fake_run)

@@ -87,7 +87,8 @@ def test_budget_verdicts_on_hand_built_rows():
 def test_pod_scale_terms_sum_to_the_loss_and_grow_with_the_square_of_a_map(cemnist_cache):
     import torch
 
-    from cemnist_baselines.methods import METHODS, segnet_forward
+
+    from cemnist_baselines.registry import METHODS
     from cemnist_baselines.model import SimpleSegNet
 
     g = torch.Generator().manual_seed(0)
@@ -99,8 +100,8 @@ def test_pod_scale_terms_sum_to_the_loss_and_grow_with_the_square_of_a_map(cemni
     r = study.pod_scale(old, new, x, y, c_old=3, **f)
     assert list(r["layers"]) == ["enc1.pre", "enc2.pre", "enc3.pre", "dec1.pre", "dec2", "logits"]
     with torch.no_grad():
-        t, of = segnet_forward(old, x)
-        z, nf = segnet_forward(new, x)
+        t, of = old.forward_features(x)
+        z, nf = new.forward_features(x)
         want = METHODS["plop"].feature_loss(z, torch.full_like(y, 255), t, nf, of, c_old=3, kd_lambda=0.0, state={
             "plop.thresholds": torch.zeros(3), "plop.max_entropy": torch.tensor(1.0)})
     assert r["pod"] == pytest.approx(float(want), rel=1e-5)  # every pixel ignored: the loss is the POD term alone
@@ -171,7 +172,7 @@ def test_plop_threshold_report_is_find_median_with_its_inputs():
 
     import torch
 
-    from cemnist_baselines.methods import plop_entropy, plop_thresholds
+    from cemnist_baselines.losses import plop_entropy, plop_thresholds
     from cemnist_baselines.model import SimpleSegNet
 
     old = SimpleSegNet(3, width=4, generator=torch.Generator().manual_seed(1)).eval()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cemnist_baselines.methods import METHODS, segnet_forward
+
+from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet
-from cemnist_baselines.trainer import teacher_logits, teacher_outputs
+from cemnist_baselines.inference import teacher_logits, teacher_outputs
 
 
 def _cached_and_per_batch(amp: bool):
@@ -29,7 +30,7 @@ def _cached_and_per_batch(amp: bool):
     for sel in (idx[:32], idx[32:38]):  # a training batch and a last, partial one, in another order
         x = images[sel].unsqueeze(1).float().div(255)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            t, feats = segnet_forward(model, x)
+            t, feats = model.forward_features(x)
         pairs += [(cached["logits"][sel], t.to(cached["logits"].dtype)),
                   (cached["enc3"][sel], feats["enc3"].to(cached["enc3"].dtype))]
     return pairs

@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
-from cemnist_baselines import trainer
-from cemnist_baselines.artifacts import load_checkpoint, read_safetensors
+from cemnist_baselines import seeding, trainer
+from cemnist_baselines.artifacts import read_safetensors
+from cemnist_baselines.checkpoints import load_checkpoint
 from cemnist_baselines.methods import Method
 from cemnist_baselines.runner import expand_methods, run_many, schedule
 from cemnist_baselines.trainer import resolve_device, run_one
@@ -101,23 +102,23 @@ def test_determinism_same_seed_and_seed_matters(tmp_path, tiny_runs, tiny_cfg):
     wa, wb = _weights(tmp_path, "kd", 0, 4), _weights(out, "kd", 0, 4)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # the seed drives init and shuffling
-    g = [trainer.make_generator(s, torch.device("cpu"), "init") for s in (0, 0, 1)]
+    g = [seeding.make_generator(s, torch.device("cpu"), "init") for s in (0, 0, 1)]
     w = [trainer.SimpleSegNet(3, generator=x).enc1[0].weight for x in g]
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
-    p = [torch.randperm(100, generator=trainer.make_generator(s, torch.device("cpu"), "shuffle", 0)) for s in (0, 1)]
+    p = [torch.randperm(100, generator=seeding.make_generator(s, torch.device("cpu"), "shuffle", 0)) for s in (0, 1)]
     assert not torch.equal(p[0], p[1])
 
 
 def test_resume_equals_uninterrupted(tmp_path, tiny_runs, tiny_cfg, monkeypatch):
     full = tiny_runs[1]["mib"]
-    real = trainer._train_step_i
+    real = trainer.train_task
 
     def crash_at_task3(ctx, **kw):
         if kw["t"] == 3:
             raise KeyboardInterrupt("simulated interruption")
         return real(ctx, **kw)
 
-    monkeypatch.setattr(trainer, "_train_step_i", crash_at_task3)
+    monkeypatch.setattr(trainer, "train_task", crash_at_task3)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         run_one(method="mib", seed=0, cfg=tiny_cfg, out_dir=out, progress=False, device="cpu")
@@ -125,7 +126,7 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_runs, tiny_cfg, monkeypatch)
         ["step0.safetensors", "step1.safetensors", "step2.safetensors"]
     assert not (out / "mib-2-2-overlap-seed0.json").exists()
     calls = []
-    monkeypatch.setattr(trainer, "_train_step_i", lambda ctx, **kw: (calls.append(kw["t"]), real(ctx, **kw))[1])
+    monkeypatch.setattr(trainer, "train_task", lambda ctx, **kw: (calls.append(kw["t"]), real(ctx, **kw))[1])
     res = run_one(method="mib", seed=0, cfg=tiny_cfg, out_dir=out, progress=False, device="cpu", resume=True)
     assert calls == [3, 4]
     assert res["steps"] == full["steps"] and res["final"] == full["final"] and res["R"] == full["R"]

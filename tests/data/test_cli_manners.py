@@ -109,19 +109,20 @@ def test_verify_writes_nothing_into_the_folder_it_verifies(release, tmp_path: Pa
 # --- issue 20 item 7: one quiet flag, one exit code for a missing folder, -v, the libraries' progress switches ---
 
 
-def test_a_missing_input_folder_is_exit_2_in_both_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_input_folder_is_exit_2_in_both_commands(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """(``cemnist report`` runs ``cemnist-baselines report`` in a subprocess: capfd sees its stderr.)"""
     from cemnist_baselines.cli import main as baselines_main
 
     nope = str(tmp_path / "nope")
     for argv in (["verify", nope], ["info", nope], ["publish", nope, "--dry-run"], ["card", "--dir", nope],
                  ["report", nope]):
         assert cli_main(argv) == EXIT_USAGE, argv
-        err = capsys.readouterr().err
+        err = capfd.readouterr().err
         assert nope in err and "Traceback" not in err, argv
     for argv in (["leaderboard", "--results", nope], ["report", nope], ["targets", "--results", nope],
                  ["progress", "--results", nope]):
         assert baselines_main(argv) == EXIT_USAGE, argv
-        assert nope in capsys.readouterr().err, argv
+        assert nope in capfd.readouterr().err, argv
 
 
 def test_quiet_is_the_flag_in_both_commands_with_no_progress_as_alias() -> None:

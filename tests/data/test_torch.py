@@ -122,7 +122,7 @@ def test_a_broken_torchvision_means_plain_tensors(release, monkeypatch: pytest.M
     import importlib.abc
     import logging
 
-    from cemnist_data import torch_dataset
+    from cemnist_data import torch_views
 
     class Broken(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):  # noqa: ANN001
@@ -133,7 +133,7 @@ def test_a_broken_torchvision_means_plain_tensors(release, monkeypatch: pytest.M
     for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
-    monkeypatch.setattr(torch_dataset, "_TV", False)
+    monkeypatch.setattr(torch_views, "_TV", False)
     with caplog.at_level(logging.INFO, logger="cemnist"):
         image, mask = CemnistSegmentation(task=0, split="validation")[0]
     assert type(image) is torch.Tensor and type(mask) is torch.Tensor

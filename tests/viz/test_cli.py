@@ -58,7 +58,7 @@ def test_preview_and_subcommand_registration(fake_loader, tmp_path):
     sub = parser.add_subparsers(dest="command")
     cli.add_cli_subcommands(sub)
     args = parser.parse_args(["report", "results/v1", "--max-frames", "30"])
-    assert args.func is cli.cmd_report and args.max_frames == 30
+    assert args.func is cli.cmd_report and args.report_args == ["results/v1", "--max-frames", "30"]
 
 
 def test_report_cli(results_dir, tmp_path):

@@ -61,10 +61,10 @@ def synthetic_run(method: str, seed: int) -> dict[str, Any]:
     """A schema-2 result whose every metric is computed by the real metric code from synthetic confusions."""
     from cemnist_baselines.config import TrainConfig
     from cemnist_baselines.data import content_hashes, dataset_info, eval_pool_configs
-    from cemnist_baselines.methods import METHODS
+    from cemnist_baselines.registry import METHODS
     from cemnist_baselines.metrics import HEADLINE_VIEW, VIEWS, step_metrics, summarize
     from cemnist_baselines.results import RESULT_SCHEMA
-    from cemnist_baselines.trainer import run_id
+    from cemnist_baselines.results import run_id
 
     info = dataset_info(path="cemnist")  # the shipped release manifest (no download)
     pool = eval_pool_configs("overlap", len(TASKS), "test")

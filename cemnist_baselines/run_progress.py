@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .artifacts import load_checkpoint
+from .checkpoints import load_checkpoint
 
 _STEP = re.compile(r"^step(\d+)\.safetensors$")
 
@@ -38,8 +38,8 @@ def run_progress(results_dir: str | Path) -> list[dict[str, Any]]:
 
 def _finished(path: Path, config: dict[str, Any]) -> bool | str:
     """True when ``path`` is a result of the checkpoint's config that passes ``validate`` (the one validating
-    loader, :func:`~cemnist_baselines.results.load_validated`); a string saying why not otherwise."""
-    from .results import load_validated, refusal_message
+    loader, :func:`~cemnist_baselines.validate.load_validated`); a string saying why not otherwise."""
+    from .validate import load_validated, refusal_message
 
     if not os.path.lexists(path):
         return False

@@ -23,6 +23,10 @@ def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return torch.nn.utils.skip_init(nn.Conv2d, cin, cout, k, padding=k // 2)
 
 
+SEGNET_BLOCKS = ("enc1", "enc2", "enc3", "dec1", "dec2")
+"""The blocks of :class:`SimpleSegNet`, in order (the names of :meth:`SimpleSegNet.forward_features`' maps)."""
+
+
 class SimpleSegNet(nn.Module):
     """Encoder [c,c,pool][c,c,pool][c,c]; decoder [up2,c,c]x2; 1x1 head to ``num_classes`` channels.
 
@@ -67,6 +71,28 @@ class SimpleSegNet(nn.Module):
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         x = self._block(self.dec2, x)
         return self.head(x)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`forward` with its intermediate maps: (logits, features).
+
+        ``features[b]`` is block ``b``'s output (after its last ReLU) and ``features[b + ".pre"]`` the same before
+        that ReLU, for b in enc1 (60x60), enc2 (30x30), enc3 (15x15, the encoder output), dec1 (30x30),
+        dec2 (60x60). The logits are bit-identical to ``self(x)`` (same ops in the same order)."""
+        feats: dict[str, torch.Tensor] = {}
+        h = x
+        for b in SEGNET_BLOCKS:
+            if b in ("enc2", "enc3"):
+                h = F.max_pool2d(h, 2)
+            elif b in ("dec1", "dec2"):
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+            convs = getattr(self, b)
+            for c in convs[:-1]:
+                h = F.relu(c(h))
+            pre = convs[-1](h)
+            h = F.relu(pre)
+            feats[b + ".pre"] = pre
+            feats[b] = h
+        return self.head(h), feats
 
 
 def grow_head(model: SimpleSegNet, num_new: int, *, generator: torch.Generator, balanced: bool = False) -> None:

@@ -1,7 +1,8 @@
-"""Reference continual-segmentation baselines on CEMNIST: naive, KD (ILT-style), MiB and joint.
+"""Reference continual-segmentation baselines on CEMNIST: naive, kd, lwf, ilt, pl, mib, plop, plop_tuned,
+replay and joint (:data:`METHODS`; docs/PROTOCOL.md describes each and its reference).
 
-One shared trainer (:mod:`cemnist_baselines.trainer`); a method is a few loss terms
-(:mod:`cemnist_baselines.methods`). Results follow ``docs/INTERFACES.md``.
+One shared trainer (:mod:`cemnist_baselines.trainer`); a method is a few loss terms (:mod:`.losses`) and hooks
+(:mod:`.methods`), registered in :mod:`.registry`. Results follow ``docs/INTERFACES.md``.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree without ins
     __version__ = "0.0.0+unknown"
 
 from .config import PRESETS, TrainConfig, get_config  # noqa: E402
-from .methods import METHODS  # noqa: E402
+from .registry import METHODS  # noqa: E402
 from .model import SimpleSegNet  # noqa: E402
 
 __all__ = ["PRESETS", "TrainConfig", "get_config", "METHODS", "SimpleSegNet", "__version__"]

@@ -232,8 +232,8 @@ def write_board(results: Sequence[Mapping[str, Any]], out: Path, *, command: str
 def load_validated(folders: Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[Any]]:
     """Results of several folders that pass ``validate`` (each loaded with its ``_path``), and the
     :class:`~cemnist_baselines.validate.Validation` of every refused file (with the reasons):
-    :func:`cemnist_baselines.results.load_validated` for folders only."""
-    from .results import load_validated as load
+    :func:`cemnist_baselines.validate.load_validated` for folders only."""
+    from .validate import load_validated as load
 
     for f in folders:
         if not Path(f).is_dir():

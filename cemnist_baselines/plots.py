@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from cemnist_data.viz._io import new_figure, save_figure
+from cemnist_data.viz.figures import new_figure, save_figure
 from .results import Curve, class_iou_matrix, metric_curves, single_group
 
 # Method line colours (Okabe–Ito order, distinct from nothing else needed; "joint" is the dashed upper bound).

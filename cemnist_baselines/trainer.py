@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,16 +18,19 @@ from typing import Any, Callable
 
 import torch
 
-from . import __version__
-from .artifacts import (atomic_save_safetensors, atomic_write_text, env_info, git_commit, load_checkpoint,
-                        save_checkpoint)
+from .artifacts import atomic_save_safetensors, atomic_write_text, env_info, git_commit
 from .backends import apply_backend_settings, backend_settings
+from .checkpoints import RunProgress, Trace, shared_task0_lock, shared_task0_path, task0_key
 from .config import TrainConfig, complete_config
-from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, load_eval_pool, load_joint_train,
-                   load_task_data, resolve_tasks)
-from .methods import METHODS, Method, TaskContext, get_method, overrides
-from .metrics import HEADLINE_VIEW, NUM_LABELS, VIEWS, step_metrics, summarize, update_confusion
+from .data import (config_name, content_hashes, dataset_info, eval_pool_configs, label_maps, load_eval_pool,
+                   load_joint_train, load_task_data, resolve_tasks)
+from .inference import confusion, predict_labels, teacher_logits, teacher_outputs
+from .methods import Method, TaskContext, overrides, state_to_device
+from .metrics import step_metrics
 from .model import SimpleSegNet, grow_head
+from .registry import METHODS, get_method, is_builtin, method_source
+from .results import load_result, make_result, result_json_text
+from .seeding import make_generator
 
 ProgressCb = Callable[[float], None]
 
@@ -71,21 +72,6 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def derive_seed(seed: int, *parts: Any) -> int:
-    """Independent 63-bit seed for (seed, purpose, task...)."""
-    h = hashlib.sha256("/".join(map(str, (seed,) + parts)).encode()).digest()
-    return int.from_bytes(h[:8], "little") & (2**63 - 1)
-
-
-def make_generator(seed: int, device: torch.device, *parts: Any) -> torch.Generator:
-    """A generator on ``device`` seeded with :func:`derive_seed` ``(seed, *parts)``. The trainer draws every
-    permutation from CPU generators (the same numbers on every device); CUDA's ``randperm`` is another
-    algorithm than the CPU's."""
-    g = torch.Generator(device=device)
-    g.manual_seed(derive_seed(seed, *parts))
-    return g
-
-
 def trace_epochs(epochs: int, every: int) -> list[int]:
     """1-based epochs whose pool confusion ``--trace`` records: every ``every``-th (0 = auto, about 4 per
     task: each frame scores the whole evaluation pool) and always the last."""
@@ -96,20 +82,6 @@ def trace_epochs(epochs: int, every: int) -> list[int]:
 def run_stem(method: str, setting: str, mode: str, seed: int) -> str:
     """File stem of a run: ``{method}-{setting}-{mode}-seed{seed}``."""
     return f"{method}-{setting}-{mode}-seed{seed}"
-
-
-def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(label->channel LUT [256], channel->label [C]) for the classes seen after task ``upto``.
-
-    Channel order = class order: digit ``tasks`` flattened at position i -> channel i+1. Unseen labels
-    and 255 map to 255 (ignored)."""
-    seen = [d for ts in tasks[: upto + 1] for d in ts]
-    lut = torch.full((256,), 255, dtype=torch.int64)
-    lut[0] = 0
-    for i, d in enumerate(seen):
-        lut[d + 1] = i + 1
-    ch2lab = torch.tensor([0] + [d + 1 for d in seen], dtype=torch.int64)
-    return lut.to(device), ch2lab.to(device)
 
 
 # ----------------------------------------------------------------------------- train / eval primitives
@@ -150,7 +122,7 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
     the logits (``"logits"``) and the old feature maps a method caches (``Method.cached_features``); without it
     the frozen ``old_model`` (if any) runs on the batch. ``label_fn(y, t, c_old=)``: a method's label rule, applied to the target channels
     before the loss. ``features``: ``loss_fn`` is a method's ``feature_loss`` and gets the new and old
-    model's intermediate maps (:func:`cemnist_baselines.methods.segnet_forward`) and ``state``."""
+    model's intermediate maps (:meth:`SimpleSegNet.forward_features`) and ``state``."""
     amp = bool(cfg.amp_bf16)  # bf16 autocast on CUDA and on CPU alike
     apply_backend_settings(cfg, device)  # CUDA: IEEE fp32, cuDNN benchmarking, determinism (run_one restores them)
     if cfg.channels_last:  # in place; values unchanged (checkpoints store contiguous copies)
@@ -174,8 +146,6 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
         return loss_fn(z.float(), y, None if t is None else t.float(), c_old=c_old, kd_lambda=cfg.kd_lambda)
 
     def fwd_features(x: torch.Tensor, y: torch.Tensor, tb: Any) -> torch.Tensor:
-        from .methods import segnet_forward
-
         old_feats = None
         t = None
         if isinstance(tb, dict):  # cached: the logits and the maps the method needs, as the old model gave them
@@ -184,10 +154,10 @@ def make_step(model: SimpleSegNet, old_model: SimpleSegNet | None, loss_fn: Call
         elif tb is not None:
             t = tb
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            z, feats = segnet_forward(model, x)
+            z, feats = model.forward_features(x)
             if old_model is not None:
                 with torch.no_grad():
-                    t, old_feats = segnet_forward(old_model, x)
+                    t, old_feats = old_model.forward_features(x)
         t = None if t is None else t.float()
         if label_fn is not None:
             y = label_fn(y, t, c_old=c_old)
@@ -266,134 +236,7 @@ def train_epoch(step: Callable[..., torch.Tensor], images: torch.Tensor, masks: 
     return losses
 
 
-@torch.inference_mode()
-def teacher_logits(old_model: SimpleSegNet, images: torch.Tensor, *, batch_size: int, amp: bool) -> torch.Tensor:
-    """The frozen old model's logits for every image, computed once per task (teacher caching).
-
-    Stored as bf16 when training runs under bf16 autocast (that is what the old model outputs there), else fp32.
-    Without augmentation the logits are a fixed function of the image, so this equals running the old model
-    on every batch up to float rounding."""
-    dev = images.device
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(old_model(x).to(torch.bfloat16 if amp else torch.float32).contiguous())
-    return torch.cat(out)
-
-
-@torch.inference_mode()
-def teacher_outputs(old_model: SimpleSegNet, images: torch.Tensor, *, features: tuple[str, ...], batch_size: int,
-                    amp: bool) -> dict[str, torch.Tensor]:
-    """:func:`teacher_logits` plus the old model's feature maps ``features`` (names of
-    :func:`cemnist_baselines.methods.segnet_forward`) for every image, computed once per task: ``{"logits": ...,
-    name: ...}``, stored as the old model outputs them (bf16 under bf16 autocast). Each image's outputs do not
-    depend on the other images of its batch on the CPUs measured (``tests/baselines/test_teacher_cache.py``), so
-    a run with this cache is bit-identical to one that runs the old model on every batch there."""
-    from .methods import segnet_forward
-
-    dev = images.device
-    dtype = torch.bfloat16 if amp else torch.float32
-    out: dict[str, list[torch.Tensor]] = {"logits": [], **{k: [] for k in features}}
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            t, feats = segnet_forward(old_model, x)
-        out["logits"].append(t.to(dtype).contiguous())
-        for k in features:
-            out[k].append(feats[k].to(dtype).contiguous())
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-@torch.inference_mode()
-def predict_labels(model: SimpleSegNet, images: torch.Tensor, ch2lab: torch.Tensor, *, batch_size: int,
-                   amp: bool = False) -> torch.Tensor:
-    """Predicted labels (uint8, label space) for uint8 images."""
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
-            z = model(x)
-        out.append(ch2lab[z.float().argmax(1)].to(torch.uint8))
-    return torch.cat(out) if out else torch.empty((0,) + tuple(images.shape[1:]), dtype=torch.uint8, device=images.device)
-
-
-@torch.inference_mode()
-def confusion(model: SimpleSegNet, images: torch.Tensor, masks: torch.Tensor, ch2lab: torch.Tensor, *,
-              batch_size: int, amp: bool = False) -> torch.Tensor:
-    """11x11 int64 confusion (rows = true label, cols = predicted label) accumulated on the device.
-
-    With ``masks`` = the pool's ``full_mask`` this is the full-label-space matrix every view is folded from."""
-    conf = torch.zeros(NUM_LABELS, NUM_LABELS, dtype=torch.int64, device=images.device)
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i:i + batch_size].unsqueeze(1).float().div(255.0)
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
-            z = model(x)
-        update_confusion(conf, masks[i:i + batch_size], ch2lab[z.float().argmax(1)])
-    return conf
-
-
 # ----------------------------------------------------------------------------- one run
-class _Trace:
-    """Per-epoch confusions and per-task prediction panels (``--trace``)."""
-
-    def __init__(self) -> None:
-        self.conf: list[torch.Tensor] = []
-        self.task: list[int] = []
-        self.index: list[int] = []
-        self.loss: list[float] = []
-        self.panel_pred: list[torch.Tensor] = []
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {
-            "epoch_confusion": torch.stack(self.conf).cpu() if self.conf else torch.zeros(0, NUM_LABELS, NUM_LABELS, dtype=torch.int64),
-            "epoch_task": torch.tensor(self.task, dtype=torch.int64),
-            "epoch_index": torch.tensor(self.index, dtype=torch.int64),
-            "epoch_loss": torch.tensor(self.loss, dtype=torch.float32),
-            "panel_pred": torch.stack(self.panel_pred).cpu() if self.panel_pred else torch.zeros(0, dtype=torch.uint8),
-        }
-
-    def load(self, t: dict[str, torch.Tensor]) -> None:
-        self.conf = list(t["epoch_confusion"].unbind(0)) if t["epoch_confusion"].numel() else []
-        self.task = t["epoch_task"].tolist()
-        self.index = t["epoch_index"].tolist()
-        self.loss = t["epoch_loss"].tolist()
-        self.panel_pred = list(t["panel_pred"].unbind(0)) if t["panel_pred"].dim() == 4 else []
-
-
-def code_fingerprint() -> str:
-    """SHA-256 of the baselines package's source files (catches code changes that git metadata may not)."""
-    h = hashlib.sha256()
-    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def gpu_identity(device: torch.device) -> dict[str, Any]:
-    """What decides a CUDA device's bits besides torch: GPU name, compute capability, cuDNN and CUDA versions."""
-    return {"gpu": torch.cuda.get_device_name(device),
-            "capability": ".".join(map(str, torch.cuda.get_device_capability(device))),
-            "cudnn": torch.backends.cudnn.version(), "cuda": torch.version.cuda}
-
-
-def task0_key(cfg: TrainConfig, seed: int, device: torch.device, trace: bool, hashes: dict[str, str]) -> str:
-    """Key of the shared task-0 checkpoint: everything that can change the task-0 weights or what the file
-    holds (config minus method-only fields, seed, device type, trace flag, data hashes, package version, git
-    commit with dirty marker, a hash of the package's source, torch version, thread count, precision; on CUDA
-    also :func:`gpu_identity`, so a checkpoint of one GPU model or cuDNN is never reused on another)."""
-    d = cfg.to_dict()
-    for k in ("kd_lambda", "share_task0", "teacher_cache"):  # do not influence task 0
-        d.pop(k)
-    key: dict[str, Any] = {"cfg": d, "seed": seed, "device": device.type, "trace": trace, "data": hashes,
-                           "package": __version__, "commit": git_commit(), "code": code_fingerprint(),
-                           "torch": torch.__version__, "threads": torch.get_num_threads(),
-                           "precision": cfg.precision}
-    if device.type == "cuda":
-        key["gpu"] = gpu_identity(device)
-    blob = json.dumps(key, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def run_one(
     *,
     method: str | Method,
@@ -433,7 +276,12 @@ def run_one(
 def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str | Path, preset: str,
              device: torch.device, resume: bool, overwrite: bool, trace: bool, progress: bool,
              progress_cb: ProgressCb | None, cache_dir: str | None) -> dict[str, Any]:
-    """:func:`run_one` inside its backend settings."""
+    """:func:`run_one` inside its backend settings: check the inputs, plan the tasks, restore what a previous run
+    left (``resume``), train task after task with a checkpoint after each, write the result.
+
+    Over 100 lines on purpose: it is the run read top to bottom (the sections marked ``# ----``); its parts are
+    :func:`train_task`, :class:`~cemnist_baselines.checkpoints.RunProgress` and
+    :func:`~cemnist_baselines.results.make_result`."""
     meth = get_method(method) if isinstance(method, str) else method
     seed = check_seed(seed)
     check_mode(cfg.mode)
@@ -448,27 +296,17 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
     result_path = out / f"{stem}.json"
     ckdir = out / "checkpoints" / stem
     cfg_dict = cfg.to_dict()
-
-    trace_path = out / f"{stem}.trace.safetensors"
-    if result_path.exists() and not overwrite:
-        from .results import load_result
-
-        res = load_result(result_path)  # a damaged file is an error naming it
-        old_cfg = complete_config(res.get("config", {}))
-        if old_cfg != cfg_dict:
-            diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if old_cfg.get(k) != cfg_dict.get(k))
-            raise ValueError(f"{result_path} holds a run with another config (fields {diff}); use another output "
-                             f"folder, or --overwrite to replace it")
-        if resume:
-            if progress_cb:
-                progress_cb(float(T))
-            return res
+    finished = _finished_run(result_path, cfg_dict, overwrite=overwrite, resume=resume)
+    if finished is not None:
+        if progress_cb:
+            progress_cb(float(T))
+        return finished
     if not resume:  # a fresh run replaces the old one as a whole: no stale JSON, trace or checkpoint survives
-        for p in (result_path, trace_path):
+        for p in (result_path, out / f"{stem}.trace.safetensors"):
             if p.exists():
                 p.unlink()
 
-    # ---- the steps of this run: (task index, classes seen up to, epochs)
+    # ---- the tasks of this run: (task index, classes seen up to, epochs); the joint run is one task
     if meth.joint:
         plan = [(0, T - 1, cfg.epochs)]  # T·N images x epochs = the incremental runs' image-steps
     else:
@@ -489,173 +327,95 @@ def _run_one(*, method: str | Method, seed: int, cfg: TrainConfig, out_dir: str 
                          generator=make_generator(seed, torch.device("cpu"), "init")).to(dev)
     pool_x, pool_y = load_eval_pool(mode=cfg.mode, n_tasks=T, split=cfg.eval_split, max_n=cfg.max_test,
                                     path=cfg.dataset_path, device=dev, cache_dir=cache_dir)
-    tr = _Trace() if trace else None
     panel_images = pool_x[:cfg.trace_panel] if trace else None
     panel_masks = pool_y[:cfg.trace_panel] if trace else None
-    steps: list[dict[str, Any]] = []
-    walls: list[float] = []
+    run = RunProgress(method=meth.name, seed=seed, config=cfg_dict, trace=Trace() if trace else None)
+
+    # ---- resume: continue after the last task with a checkpoint
     start_i = 0
-    shared_task0 = False
-
-    def progress_state() -> dict[str, Any]:
-        return {"steps": steps, "wall_time_per_task_s": walls, "shared_task0": shared_task0,
-                "num_classes": model.num_classes, "method": meth.name, "seed": seed}
-
-    mstate: dict[str, torch.Tensor] = {}  # the method's state (hooks), saved as extra "method.*" tensors
-
-    def save_step(path: Path, *, with_state: bool = True) -> None:
-        extra = tr.tensors() if tr else {}
-        if with_state:
-            extra.update({f"method.{k}": v for k, v in mstate.items()})
-        save_checkpoint(path, model_state=model.state_dict(), extra=extra, config=cfg_dict, progress=progress_state())
-
-    def restore(path: Path) -> None:
-        nonlocal steps, walls, shared_task0
-        state, extra, c, prog = load_checkpoint(path)
-        c = complete_config(c)
-        if c != cfg_dict or prog["method"] != meth.name or prog["seed"] != seed:
-            diff = sorted(k for k in set(c) | set(cfg_dict) if c.get(k) != cfg_dict.get(k))
-            raise ValueError(f"checkpoint {path} was written by a different run (config fields differing: {diff}, "
-                             f"method {prog['method']!r}, seed {prog['seed']}); delete it or run without --resume")
-        if model.num_classes != prog["num_classes"]:
-            grow_head(model, prog["num_classes"] - model.num_classes, generator=torch.Generator().manual_seed(0))
-        model.load_state_dict({k: v.to(dev) for k, v in state.items()})
-        steps, walls, shared_task0 = prog["steps"], prog["wall_time_per_task_s"], prog["shared_task0"]
-        mstate.clear()
-        mstate.update({k[len("method."):]: v for k, v in extra.items() if k.startswith("method.")})
-        state_to_device(mstate, dev)
-        if tr is not None:
-            if "epoch_confusion" not in extra:
-                raise ValueError(f"checkpoint {path} has no trace; resume without --resume's --trace or rerun from scratch")
-            tr.load(extra)
-
     if resume:
         done = [i for i in range(len(plan)) if (ckdir / f"step{i}.safetensors").exists()]
         if done:
             last = max(done)
-            restore(ckdir / f"step{last}.safetensors")
+            run.restore(ckdir / f"step{last}.safetensors", model, dev)
             start_i = last + 1
             report(float(start_i * (T if meth.joint else 1)))
     elif ckdir.exists():
         for p in ckdir.glob("step*.safetensors"):
             p.unlink()
 
-    ctx = _RunContext(meth=meth, model=model, tasks=tasks, cfg=cfg, seed=seed, dev=dev, tr=tr,
-                      pool_x=pool_x, pool_y=pool_y, panel_images=panel_images, cache_dir=cache_dir, steps=steps,
-                      state=mstate)
+    # ---- train task after task (task 0 of the incremental methods: shared by the runs of one seed)
+    ctx = _RunContext(meth=meth, model=model, tasks=tasks, cfg=cfg, seed=seed, dev=dev, trace=run.trace,
+                      pool_x=pool_x, pool_y=pool_y, panel_images=panel_images, cache_dir=cache_dir, steps=run.steps,
+                      state=run.method_state)
     try:
         for i in range(start_i, len(plan)):
             t, seen_upto, epochs = plan[i]
             t0 = time.perf_counter()
             units = (T if meth.joint else 1.0) / epochs
-            shared_path = None
+            shared = None
             if i == 0 and not meth.joint and cfg.share_task0:
-                key = task0_key(cfg, seed, dev, trace, hashes)
-                shared_path = out / "checkpoints" / "_shared" / f"task0-{cfg.setting}-{cfg.mode}-seed{seed}-{key}.safetensors"
-            lock = None
-            if shared_path is not None:
-                from filelock import FileLock
-                shared_path.parent.mkdir(parents=True, exist_ok=True)
-                lock = FileLock(str(shared_path) + ".lock")
-                lock.acquire()
+                shared = shared_task0_path(out, cfg, seed, task0_key(cfg, seed, dev, trace, hashes))
             data = None
-            try:
-                reused = False
-                if shared_path is not None and shared_path.exists():
-                    try:
-                        prog = restore_shared(shared_path, model, tr, dev)
-                    except ValueError as e:  # a damaged shared file is recomputed, never fatal for later runs
-                        import warnings
-                        warnings.warn(f"{e}; recomputing the shared task-0 checkpoint", stacklevel=2)
-                    else:
-                        steps[:] = prog["steps"]
-                        walls[:] = prog["wall_time_per_task_s"]
-                        shared_task0 = reused = True
-                        report(1.0)
-                if not reused:
-                    data = _train_step_i(ctx, t=t, epochs=epochs, seen_upto=seen_upto, report=lambda: report(units))
-                    walls.append(time.perf_counter() - t0)
-                    if shared_path is not None:
-                        save_step(shared_path, with_state=False)
-            finally:
-                if lock is not None:
-                    lock.release()
+            with shared_task0_lock(shared):
+                if shared is not None and run.reuse_shared_task0(shared, model, dev):
+                    report(1.0)
+                else:
+                    data = train_task(ctx, t=t, epochs=epochs, seen_upto=seen_upto, report=lambda: report(units))
+                    run.walls.append(time.perf_counter() - t0)
+                    if shared is not None:
+                        run.save(shared, model, with_state=False)
             _after_task(ctx, t, data)
             data = None
-            save_step(ckdir / f"step{i}.safetensors")
+            run.save(ckdir / f"step{i}.safetensors", model)
     finally:
         if bar is not None:
             bar.close()
 
-    # ---- result
-    from .plugins import method_source
-    from .results import RESULT_SCHEMA
-
-    summ = summarize(steps, tasks, step_tasks=[p[1] for p in plan])
-    result: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "method": meth.name, "seed": seed, "setting": cfg.setting, "mode": cfg.mode, "preset": preset,
-        "precision": cfg.precision,
-        "config": cfg_dict,
-        "protocol": cfg.protocol(),
-        "method_protocol": meth.protocol_values(),
-        "method_source": method_source(meth),
-        "dataset": {"version": info.get("version"), "content_sha256": hashes},
-        "evaluation": {"split": cfg.eval_split, "pool_configs": eval_pool_configs(cfg.mode, T, cfg.eval_split),
-                       "num_images": int(pool_x.shape[0]), "num_pixels": int(pool_y.numel()),
-                       "pool_num_images": sum(int(info["configs"][c][cfg.eval_split]["num_rows"])
-                                              for c in eval_pool_configs(cfg.mode, T, cfg.eval_split)),
-                       "views": list(VIEWS), "headline_view": HEADLINE_VIEW},
-        "package_version": __version__,
-        "git_commit": git_commit(),
-        "env": env_info(dev),
-        "class_order": [d for ts in tasks for d in ts],
-        "tasks": tasks,
-        "wall_time_per_task_s": walls,
-        "steps": steps,
-        "R": summ["R"],
-        "final": summ["final"],
-        "shared_task0": shared_task0,
-        "joint": meth.joint,
-    }
+    # ---- result (and trace)
+    pool_configs = eval_pool_configs(cfg.mode, T, cfg.eval_split)
+    evaluation = {"split": cfg.eval_split, "pool_configs": pool_configs,
+                  "num_images": int(pool_x.shape[0]), "num_pixels": int(pool_y.numel()),
+                  "pool_num_images": sum(int(info["configs"][c][cfg.eval_split]["num_rows"]) for c in pool_configs)}
+    result = make_result(method=meth.name, seed=seed, preset=preset, cfg=cfg, method_protocol=meth.protocol_values(),
+                         method_source=method_source(meth), dataset={"version": info.get("version"),
+                                                                      "content_sha256": hashes},
+                         evaluation=evaluation, git_commit=git_commit(), env=env_info(dev), tasks=tasks,
+                         wall_time_per_task_s=run.walls, steps=run.steps, step_tasks=[p[1] for p in plan],
+                         shared_task0=run.shared_task0, joint=meth.joint)
     out.mkdir(parents=True, exist_ok=True)
-    if tr is not None:
-        tt = tr.tensors()
+    if run.trace is not None:
+        tt = run.trace.tensors()
         tt["panel_images"] = panel_images
         tt["panel_full_masks"] = panel_masks
         atomic_save_safetensors(out / f"{stem}.trace.safetensors", tt,
                                 {"result": result_path.name, "method": meth.name, "seed": str(seed),
-                                 "run_id": run_id(result)})
-    result["run_id"] = run_id(result)
-    from .results import result_json_text  # JSON has no NaN: a non-finite number is refused, naming its field
-
+                                 "run_id": result["run_id"]})
     atomic_write_text(result_path, result_json_text(result, name=str(result_path)))
     return result
 
 
+def _finished_run(result_path: Path, cfg_dict: dict[str, Any], *, overwrite: bool,
+                  resume: bool) -> dict[str, Any] | None:
+    """The result already in ``result_path`` when ``resume`` may keep it; ValueError when it holds a run with
+    another config (unless ``overwrite``); None when the run is to be (re)computed."""
+    if not result_path.exists() or overwrite:
+        return None
+    res = load_result(result_path)  # a damaged file is an error naming it
+    old_cfg = complete_config(res.get("config", {}))
+    if old_cfg != cfg_dict:
+        diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if old_cfg.get(k) != cfg_dict.get(k))
+        raise ValueError(f"{result_path} holds a run with another config (fields {diff}); use another output "
+                         f"folder, or --overwrite to replace it")
+    return res if resume else None
+
+
 def _check_plugin(meth: Method, cfg: TrainConfig, tasks: list[list[int]]) -> None:
     """A plug-in method's dry run (:func:`cemnist_baselines.plugins.check_method`) before training; built-ins skip it."""
-    from .plugins import check_method, is_builtin
+    from .plugins import check_method
 
     if not is_builtin(meth):
         check_method(meth, cfg=cfg, tasks=tasks)
-
-
-def run_id(result: dict[str, Any]) -> str:
-    """Identity of a run: hash of method, seed, resolved config, dataset hashes and code version. A trace is
-    bound to the result JSON with the same id."""
-    blob = json.dumps({k: result.get(k) for k in ("method", "seed", "config", "dataset", "package_version",
-                                                   "git_commit")}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def restore_shared(path: Path, model: SimpleSegNet, tr: _Trace | None, dev: torch.device) -> dict[str, Any]:
-    """Load the shared task-0 checkpoint's weights (and trace) into ``model`` / ``tr``; returns its progress."""
-    state, extra, _, prog = load_checkpoint(path)
-    model.load_state_dict({k: v.to(dev) for k, v in state.items()})
-    if tr is not None:
-        tr.load(extra)
-    return prog
 
 
 @dataclass
@@ -668,7 +428,7 @@ class _RunContext:
     cfg: TrainConfig
     seed: int
     dev: torch.device
-    tr: _Trace | None
+    trace: Trace | None
     pool_x: torch.Tensor
     pool_y: torch.Tensor
     panel_images: torch.Tensor | None
@@ -712,19 +472,11 @@ def _after_task(ctx: _RunContext, t: int, data: tuple[torch.Tensor, torch.Tensor
     state_to_device(ctx.state, ctx.dev)
 
 
-def state_to_device(state: dict[str, torch.Tensor], device: torch.device) -> None:
-    """Move the method state's tensors to the run's device, in place: the state lives on one declared device
-    (``TaskContext.device``), whatever a hook or a checkpoint left elsewhere (a no-op for tensors already there)."""
-    for k, v in state.items():
-        if v.device != device:
-            state[k] = v.to(device)
-
-
-def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
+def train_task(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
                   report: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
     """Grow the head (t > 0), train ``epochs`` epochs on task ``t`` (joint: on every task), evaluate on the pool;
     returns the training (images, masks)."""
-    meth, model, cfg, dev, tasks, tr = ctx.meth, ctx.model, ctx.cfg, ctx.dev, ctx.tasks, ctx.tr
+    meth, model, cfg, dev, tasks, trace = ctx.meth, ctx.model, ctx.cfg, ctx.dev, ctx.tasks, ctx.trace
     amp = bool(cfg.amp_bf16)
     lut, ch2lab = label_maps(tasks, seen_upto, dev)
     if meth.joint:
@@ -782,24 +534,24 @@ def _train_step_i(ctx: _RunContext, *, t: int, epochs: int, seen_upto: int,
             raise FloatingPointError(
                 f"non-finite loss {float(losses[bad])} in method {meth.name!r}, task {t}, epoch {e}, "
                 f"step {bad} of the epoch (step {(e - 1) * nb + bad} of the task)")
-        if tr is not None and e in recorded:
+        if trace is not None and e in recorded:
             model.eval()
             conf = confusion(model, ctx.pool_x, ctx.pool_y, ch2lab, batch_size=cfg.eval_batch_size, amp=amp).cpu()
-            tr.conf.append(conf)
-            tr.task.append(t)
-            tr.index.append(e)
-            tr.loss.append(float(losses.mean()))
+            trace.conf.append(conf)
+            trace.task.append(t)
+            trace.index.append(e)
+            trace.loss.append(float(losses.mean()))
         report()
     del teacher
     model.eval()
-    if conf is None or tr is None or tr.index[-1] != epochs:
+    if conf is None or trace is None or trace.index[-1] != epochs:
         conf = confusion(model, ctx.pool_x, ctx.pool_y, ch2lab, batch_size=cfg.eval_batch_size, amp=amp)
     entry: dict[str, Any] = {"task": t}
     entry.update(step_metrics(conf, seen_labels))
     entry["classes_seen"] = [d for ts in tasks[: seen_upto + 1] for d in ts]
     entry["epochs"] = epochs
     ctx.steps.append(entry)
-    if tr is not None and ctx.panel_images is not None:
-        tr.panel_pred.append(predict_labels(model, ctx.panel_images, ch2lab, batch_size=cfg.eval_batch_size,
+    if trace is not None and ctx.panel_images is not None:
+        trace.panel_pred.append(predict_labels(model, ctx.panel_images, ch2lab, batch_size=cfg.eval_batch_size,
                                             amp=amp).cpu())
     return images, masks

@@ -24,11 +24,13 @@ import torch
 
 from .artifacts import atomic_write_text, env_info, git_commit
 from .config import TrainConfig, get_config
-from .data import dataset_info, load_eval_pool, load_task_data, resolve_tasks
-from .methods import METHODS
+from .data import dataset_info, label_maps, load_eval_pool, load_task_data, resolve_tasks
+from .inference import confusion
 from .metrics import step_metrics
 from .model import SimpleSegNet
-from .trainer import (confusion, label_maps, make_generator, make_step, steps_per_epoch, train_epoch)
+from .registry import METHODS
+from .seeding import make_generator
+from .trainer import make_step, steps_per_epoch, train_epoch
 
 # name -> overrides of the default preset; every point trains task 0 only
 GRID: dict[str, dict[str, Any]] = {
@@ -104,7 +106,7 @@ def cmd_task0(a: argparse.Namespace) -> int:
 
 
 def cmd_plot(a: argparse.Namespace) -> int:
-    from cemnist_data.viz._io import new_figure, save_figure
+    from cemnist_data.viz.figures import new_figure, save_figure
 
     runs = [json.loads(p.read_text()) for p in sorted(Path(a.results).glob("*.json"))]
     runs = [r for r in runs if r.get("precision") == a.precision and r.get("seed") == a.seed]
@@ -228,7 +230,7 @@ def budget_verdicts(rows: Sequence[Mapping[str, Any]], *, tol: float = 0.02, tas
 
 
 def cmd_budgets(a: argparse.Namespace) -> int:
-    from cemnist_data.viz._io import new_figure, save_figure
+    from cemnist_data.viz.figures import new_figure, save_figure
 
     rows = budget_table(a.runs)
     if not rows:
@@ -281,11 +283,12 @@ def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Te
     255 = ignore). Returns per distilled map (``PLOP_MAPS`` and ``logits``) its contribution to the POD loss
     (the terms sum to it) and the maps' RMS in the old and the new model, the POD loss and the new model's plain
     CE on ``y``."""
-    from .methods import PLOP_MAPS, local_pod_terms, segnet_forward
+    from .losses import local_pod_terms
+    from .methods import PLOP_MAPS
 
     with torch.no_grad():
-        t, of = segnet_forward(old, x)
-        z, nf = segnet_forward(new, x)
+        t, of = old.forward_features(x)
+        z, nf = new.forward_features(x)
         names = list(PLOP_MAPS)
         n = new.num_classes
         terms = local_pod_terms([of[k] for k in names] + [t], [nf[k] for k in names] + [z], c_old=c_old,
@@ -298,7 +301,7 @@ def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Te
 
 
 def cmd_pod_scale(a: argparse.Namespace) -> int:
-    from .artifacts import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     root = Path(a.checkpoints)
     if a.task < 1:
@@ -346,7 +349,7 @@ def plop_threshold_report(old: SimpleSegNet, x: torch.Tensor, bg: torch.Tensor, 
     (float [B, 1, H, W]) under the old model: pixel count, share in the histogram's first bin, the true median
     of the normalised entropy, the bin holding it, and the threshold PLOP's ``find_median`` loop gives
     (:func:`cemnist_baselines.methods.plop_find_median`)."""
-    from .methods import plop_entropy, plop_find_median, plop_histogram
+    from .losses import plop_entropy, plop_find_median, plop_histogram
 
     with torch.no_grad():
         logits = old(x)
@@ -367,7 +370,7 @@ def plop_threshold_report(old: SimpleSegNet, x: torch.Tensor, bg: torch.Tensor, 
 
 
 def cmd_plop_thresholds(a: argparse.Namespace) -> int:
-    from .artifacts import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     tasks = resolve_tasks(a.setting, None, dataset_info(cache_dir=a.cache_dir))
     if not 1 <= a.task < len(tasks):

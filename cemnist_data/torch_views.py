@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from .torch_data import load_tensors
+from .tensors import load_tensors
 
 __all__ = ["CemnistSegmentation", "CemnistScenario", "tv_tensor_types"]
 

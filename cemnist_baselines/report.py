@@ -5,17 +5,17 @@ import base64
 import html
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from cemnist_data.viz._io import atomic_write_bytes, atomic_write_text
+from cemnist_data.fileio import atomic_write_bytes, atomic_write_text
 from .animations import TRACE_SUFFIX, confusion_gif, find_traces, load_trace, prediction_gif
 from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
 from .plots import plot_class_iou_heatmaps, plot_miou_curves
 from .leaderboard import aggregate, column_labels
 from .metrics import HEADLINE_VIEW
-from .results import format_pm, load_valid_results, method_sort_key, plot_groups
+from .results import format_pm, method_sort_key, plot_groups
+from .validate import load_valid_results
 
 REPORT_KEYS = ("miou_bg", "miou", "first", "later", "old", "new", "avg_inc_miou_bg", "forgetting_task")
 
@@ -99,6 +99,8 @@ def render_report(
     Pictures go to ``out_dir`` (PNG/GIF, reusable in READMEs); ``out_dir/index.html`` inlines all of
     them as base64 data URIs, so the single HTML file opens anywhere without network access.
     Animations are drawn for the lowest seed of each method unless ``all_seeds``. Returns the HTML path.
+    One function per section of the page: :func:`_leaderboard_section`, :func:`_plots_section`,
+    :func:`_animations_section`, :func:`_preview_section`, :func:`_runs_section`.
     """
     results_dir = Path(results_dir)
     out_dir = Path(out_dir)
@@ -110,9 +112,21 @@ def render_report(
     body: list[str] = [f"<h1>{html.escape(title)}</h1>",
                        f'<p class="note">Rendered from <code>{html.escape(str(results_dir))}</code> '
                        f"({len(runs)} runs, {len(traces)} traces). <span id=\"img-status\"></span></p>"]
+    body += _leaderboard_section(runs)
+    body += _plots_section(runs, out_dir)
+    body += _animations_section(traces, out_dir, all_seeds=all_seeds, confusion_every=confusion_every,
+                                max_frames=max_frames, max_bytes=max_bytes)
+    body += _preview_section(preview_png, out_dir)
+    body += _runs_section(runs)
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + f"\n<script>{_JS}</script>\n</body></html>\n")
+    return atomic_write_text(out_dir / "index.html", page)
 
-    # Leaderboard
-    body.append("<h2>Leaderboard</h2>")
+
+def _leaderboard_section(runs: list[dict[str, Any]]) -> list[str]:
+    body = ["<h2>Leaderboard</h2>"]
     if runs:
         header, rows = computed_leaderboard(runs)
         body.append('<p class="note">Computed from the run JSONs (view: future classes → background): final metrics '
@@ -120,8 +134,12 @@ def render_report(
                     + _table(header, rows, left=6))
     else:
         body.append('<p class="note">No result JSONs.</p>')
+    return body
 
-    # Plots per (setting, mode, preset)
+
+def _plots_section(runs: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """mIoU curves and per-class IoU heatmaps per (setting, mode, preset, device)."""
+    body: list[str] = []
     groups = plot_groups(runs)
     if groups:
         body.append("<h2>Plots</h2>")
@@ -136,47 +154,56 @@ def render_report(
         p2 = out_dir / f"class_iou_{_slug(setting, mode, preset)}.png"
         plot_class_iou_heatmaps(group, out=p2)
         body.append(_figure(p2, f"{name}: per-class IoU after each task, mean over seeds."))
+    return body
 
-    # Animations
-    if traces:
-        body.append("<h2>Animations</h2>")
-        by_group: dict[tuple[str, str, str], list[Any]] = {}
-        for path in traces:
-            try:
-                tr = load_trace(path)
-            except (ValueError, OSError) as exc:
-                body.append(f'<p class="note">Skipped trace {html.escape(path.name)}: {html.escape(str(exc))}</p>')
-                continue
-            r = tr.result or {}
-            k = (str(r.get("setting", "?")), str(r.get("mode", "?")), str(r.get("preset", "")))
-            by_group.setdefault(k, []).append(tr)
-        for (setting, mode, preset), trs in sorted(by_group.items()):
-            name = f"{setting} {mode}" + (f" [{preset}]" if preset not in ("", "default") else "")
-            seeds = sorted({tr.seed for tr in trs}, key=lambda s: (len(s), s))
-            for seed in seeds if all_seeds else seeds[:1]:
-                sel = sorted([tr for tr in trs if tr.seed == seed], key=lambda tr: method_sort_key(tr.method))
-                n_steps = max(tr.panel_pred.shape[0] for tr in sel)
-                # Single-stage runs (joint training) have one prediction step: not part of the per-task panel.
-                inc = [tr for tr in sel if tr.panel_pred.shape[0] == n_steps and not (tr.result or {}).get("joint")]
-                if inc and len({tr.method for tr in inc}) == len(inc):
-                    p = out_dir / f"predictions_{_slug(setting, mode, preset, 'seed' + seed)}.gif"
-                    try:
-                        prediction_gif({tr.method: tr for tr in inc}, p, max_frames=max_frames, max_bytes=max_bytes,
-                                       title=f"{name}, seed {seed}")
-                        body.append(_figure(p, f"{name}, seed {seed}: predictions on a fixed test panel after each "
-                                               "task; ground truth restricted to the digits seen so far."))
-                    except ValueError as exc:
-                        body.append(f'<p class="note">No prediction panel for seed {html.escape(seed)}: '
-                                    f"{html.escape(str(exc))}</p>")
-                for tr in sel:
-                    p = out_dir / f"confusion_{_slug(tr.path.name[: -len(TRACE_SUFFIX)])}.gif"
-                    confusion_gif(tr, p, every=confusion_every, max_frames=max_frames, max_bytes=max_bytes,
-                                  title=f"{tr.method} · {name} · seed {seed}")
-                    body.append(_figure(p, f"{tr.method}, seed {seed}: row-normalised confusion matrix on the "
-                                           "evaluation pool (all labels) after each recorded epoch."))
 
-    # Dataset preview
-    body.append("<h2>Dataset preview</h2>")
+def _animations_section(traces: list[Path], out_dir: Path, *, all_seeds: bool, confusion_every: int,
+                        max_frames: int, max_bytes: int) -> list[str]:
+    """Per (setting, mode, preset) and seed: the prediction panel GIF of the incremental methods and one
+    confusion GIF per run."""
+    body: list[str] = []
+    if not traces:
+        return body
+    body.append("<h2>Animations</h2>")
+    by_group: dict[tuple[str, str, str], list[Any]] = {}
+    for path in traces:
+        try:
+            trace = load_trace(path)
+        except (ValueError, OSError) as exc:
+            body.append(f'<p class="note">Skipped trace {html.escape(path.name)}: {html.escape(str(exc))}</p>')
+            continue
+        r = trace.result or {}
+        k = (str(r.get("setting", "?")), str(r.get("mode", "?")), str(r.get("preset", "")))
+        by_group.setdefault(k, []).append(trace)
+    for (setting, mode, preset), group in sorted(by_group.items()):
+        name = f"{setting} {mode}" + (f" [{preset}]" if preset not in ("", "default") else "")
+        seeds = sorted({t.seed for t in group}, key=lambda s: (len(s), s))
+        for seed in seeds if all_seeds else seeds[:1]:
+            sel = sorted([t for t in group if t.seed == seed], key=lambda t: method_sort_key(t.method))
+            n_steps = max(t.panel_pred.shape[0] for t in sel)
+            # Single-stage runs (joint training) have one prediction step: not part of the per-task panel.
+            inc = [t for t in sel if t.panel_pred.shape[0] == n_steps and not (t.result or {}).get("joint")]
+            if inc and len({t.method for t in inc}) == len(inc):
+                p = out_dir / f"predictions_{_slug(setting, mode, preset, 'seed' + seed)}.gif"
+                try:
+                    prediction_gif({t.method: t for t in inc}, p, max_frames=max_frames, max_bytes=max_bytes,
+                                   title=f"{name}, seed {seed}")
+                    body.append(_figure(p, f"{name}, seed {seed}: predictions on a fixed test panel after each "
+                                           "task; ground truth restricted to the digits seen so far."))
+                except ValueError as exc:
+                    body.append(f'<p class="note">No prediction panel for seed {html.escape(seed)}: '
+                                f"{html.escape(str(exc))}</p>")
+            for t in sel:
+                p = out_dir / f"confusion_{_slug(t.path.name[: -len(TRACE_SUFFIX)])}.gif"
+                confusion_gif(t, p, every=confusion_every, max_frames=max_frames, max_bytes=max_bytes,
+                              title=f"{t.method} · {name} · seed {seed}")
+                body.append(_figure(p, f"{t.method}, seed {seed}: row-normalised confusion matrix on the "
+                                       "evaluation pool (all labels) after each recorded epoch."))
+    return body
+
+
+def _preview_section(preview_png: str | os.PathLike[str] | None, out_dir: Path) -> list[str]:
+    body = ["<h2>Dataset preview</h2>"]
     if preview_png is not None:
         dst = out_dir / "preview_strip.png"
         if Path(preview_png).resolve() != dst.resolve():
@@ -185,26 +212,25 @@ def render_report(
     else:
         body.append('<p class="note">No dataset preview given (render one with <code>cemnist preview</code> and '
                     "pass it with <code>--preview</code>).</p>")
+    return body
 
-    # Run configs
-    if runs:
-        body.append("<h2>Runs and configs</h2>")
-        rows = []
-        for r in sorted(runs, key=lambda r: (r["setting"], r["mode"], method_sort_key(r["method"]), int(r["seed"]))):
-            env = r.get("env") or {}
-            rows.append([Path(r["_path"]).name, r["method"], str(r["seed"]), r.get("preset", ""),
-                         (r.get("dataset") or {}).get("version", ""), str(r.get("git_commit") or "–")[:12],
-                         f"{env.get('device', '')} {env.get('device_name', '') or ''}".strip(),
-                         f"{sum(r.get('wall_time_per_task_s') or [0]):.0f}"])
-        body.append(_table(["file", "method", "seed", "preset", "dataset", "commit", "device", "wall s"], rows,
-                           left=2))
-        for r in sorted(runs, key=lambda r: Path(r["_path"]).name):
-            cfg = json.dumps(r.get("config", {}), indent=2, sort_keys=True)
-            body.append(f"<details><summary>{html.escape(Path(r['_path']).name)}</summary>"
-                        f"<pre>{html.escape(cfg)}</pre></details>")
 
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body) + f"\n<script>{_JS}</script>\n</body></html>\n")
-    return atomic_write_text(out_dir / "index.html", page)
+def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
+    """One table row per run (file, method, seed, preset, dataset, commit, device, wall time) and its config."""
+    if not runs:
+        return []
+    body = ["<h2>Runs and configs</h2>"]
+    rows = []
+    for r in sorted(runs, key=lambda r: (r["setting"], r["mode"], method_sort_key(r["method"]), int(r["seed"]))):
+        env = r.get("env") or {}
+        rows.append([Path(r["_path"]).name, r["method"], str(r["seed"]), r.get("preset", ""),
+                     (r.get("dataset") or {}).get("version", ""), str(r.get("git_commit") or "–")[:12],
+                     f"{env.get('device', '')} {env.get('device_name', '') or ''}".strip(),
+                     f"{sum(r.get('wall_time_per_task_s') or [0]):.0f}"])
+    body.append(_table(["file", "method", "seed", "preset", "dataset", "commit", "device", "wall s"], rows,
+                       left=2))
+    for r in sorted(runs, key=lambda r: Path(r["_path"]).name):
+        cfg = json.dumps(r.get("config", {}), indent=2, sort_keys=True)
+        body.append(f"<details><summary>{html.escape(Path(r['_path']).name)}</summary>"
+                    f"<pre>{html.escape(cfg)}</pre></details>")
+    return body

@@ -33,6 +33,7 @@ from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Over 100 lines on purpose: only argparse declarations, one block per command, in the order of --help.
     from cemnist_data.cli import _with_parent, verbosity_parent
 
     from . import __version__
@@ -115,7 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="plots, GIF animations and one self-contained HTML page (needs cemnist[viz])")
     rp.add_argument("results", help="folder of result JSONs (and traces)")
     rp.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
-    rp.add_argument("--preview", default=None, help="dataset preview PNG to embed")
+    rp.add_argument("--preview", default=None, help="dataset preview PNG to embed (from `cemnist preview`)")
+    rp.add_argument("--title", default="CEMNIST results", help="page title")
+    rp.add_argument("--all-seeds", action="store_true", help="animate every seed, not only the lowest")
+    rp.add_argument("--every", type=int, default=1, help="confusion GIF: draw every k-th epoch (task ends always)")
+    rp.add_argument("--max-frames", type=int, default=60, help="GIF frame cap (default 60)")
+    rp.add_argument("--max-gif-mb", type=float, default=5.0, help="GIF size cap in MB (default 5)")
     ex = sub.add_parser("export", help="a run as a Hub model repo folder: safetensors weights, model card, its result "
                                        "files and .eval_results/ for the CEMNIST benchmark (--push uploads it)")
     ex.add_argument("source", metavar="RUN_OR_FOLDER", help="a result JSON, or a folder of them (choose with --method, "
@@ -136,6 +142,182 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_run(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines run``; returns the exit status."""
+    from .leaderboard import check_table_readme, load_validated, write_board
+    from .runner import run_many
+    if a.amp and a.precision == "fp32":
+        raise ValueError("--amp contradicts --precision fp32")
+    amp = True if a.amp else (None if a.precision is None else a.precision == "bf16")
+    cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, batch_size=a.batch_size,
+                     lr=a.lr, lr_next=a.lr_next, schedule=a.schedule, warmup=a.warmup, kd_lambda=a.kd_lambda,
+                     eval_split=a.eval_split, max_train=a.max_train, max_test=a.max_test,
+                     compile=a.compile, cuda_graphs=a.cuda_graphs, amp_bf16=amp, teacher_cache=a.teacher_cache,
+                     deterministic=a.deterministic)
+    seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])
+    out = Path(a.out or f"runs/{a.preset}")
+    check_table_readme(out)  # the board's README must be usable: refuse now, not after the training
+    t0 = time.perf_counter()
+    results = run_many(methods=a.method, seeds=seeds, cfg=cfg, out_dir=out, preset=a.preset,
+                       device=a.device, jobs=a.jobs, resume=a.resume, overwrite=a.overwrite, trace=a.trace,
+                       progress=progress_enabled(not a.quiet), cache_dir=a.cache_dir)
+    board, refused = load_validated([out])  # the board holds validated results only, as `leaderboard`'s
+    for v in refused:
+        for line in v.lines():
+            print("refused " + line.removeprefix("FAIL "), file=sys.stderr)
+    if not board:
+        raise ValueError(f"no valid result JSON in {out} for the board ({len(refused)} refused, see above)")
+    md, cs = write_board(board, out, command=command)
+    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in results:
+        f = r["final"]["future_bg"]
+        print(f"{r['method']:>6} seed {r['seed']}: final mIoU(bg) {fmt(f['miou_bg'])}  mIoU {fmt(f['miou'])}  "
+              f"old {fmt(f['old'])}  new {fmt(f['new'])}")
+    print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}"
+          + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
+    return 1 if refused else 0
+
+
+def cmd_leaderboard(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines leaderboard``; returns the exit status."""
+    from .leaderboard import load_validated, write_board
+    if len(a.results) > 1 and a.out is None:
+        raise ValueError("several --results folders: say where the board goes with --out")
+    results, refused = load_validated(a.results)
+    for v in refused:
+        for line in v.lines():
+            print("refused " + line.removeprefix("FAIL "), file=sys.stderr)
+    if not results:
+        raise ValueError(f"no valid result JSON in {' '.join(a.results)}"
+                         + (f" ({len(refused)} refused)" if refused else ""))
+    readme = Path(a.readme) if a.readme else None
+    md, cs = write_board(results, Path(a.out or a.results[0]), command=command, readme=readme)
+    print(md.read_text())
+    if readme is not None:
+        print(f"updated the leaderboard tables of {readme}")
+    print(f"wrote {md}, {cs} and {md.parent / 'results.parquet'}"
+          + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
+    return 1 if refused else 0
+
+
+def cmd_validate(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines validate``; returns the exit status."""
+    from .data import dataset_info
+    from .validate import result_files, validate_file
+    files = result_files(a.paths)
+    if not files:
+        raise ValueError(f"no result JSON in {' '.join(a.paths)}")
+    release = dataset_info(path="cemnist")
+    checks = [validate_file(f, release=release) for f in files]
+    for v in checks:
+        print("\n".join(v.lines()))
+    n_bad = sum(not v.ok for v in checks)
+    print(f"{len(checks) - n_bad} of {len(checks)} result(s) valid")
+    return 1 if n_bad else 0
+
+
+def cmd_progress(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines progress``; returns the exit status."""
+    from .run_progress import format_progress, run_progress
+    print(format_progress(run_progress(a.results)))
+    return 0
+
+
+def cmd_targets(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines targets``; returns the exit status."""
+    from .leaderboard import aggregate
+    from .validate import load_valid_results
+    from .targets import check_targets, load_targets
+    results = load_valid_results(a.results)
+    if not results:
+        raise ValueError(f"no result JSON in {a.results}")
+    protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
+    checks = check_targets(aggregate(results), load_targets(), protocol=protocol, device=a.device)
+    for _, _, ok, msg in checks:
+        print(("PASS " if ok else "FAIL ") + msg)
+    return 0 if all(ok for _, _, ok, _ in checks) else 1
+
+
+def cmd_compare(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines compare``; returns the exit status."""
+    from .leaderboard import aggregate
+    from .validate import load_valid_results
+    from .targets import compare_boards, select_rows
+    protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
+    boards = []
+    for folder, device in ((a.reference, a.reference_device), (a.results, a.device)):
+        results = load_valid_results(folder)
+        if not results:
+            raise ValueError(f"no result JSON in {folder}")
+        rows = select_rows(aggregate(results), protocol=protocol, device=device)
+        if not rows:
+            raise ValueError(f"{folder}: no run with the {a.preset} protocol on {a.setting} {a.mode}"
+                             + (f" on device {device}" if device else ""))
+        boards.append(rows)
+    ref, other = boards
+    missing = sorted(set(ref) - set(other))
+    if missing:
+        print(f"not in the re-run (not compared): {', '.join(missing)}")
+    extra = sorted(set(other) - set(ref))
+    if extra:
+        print(f"not on the reference board (not compared): {', '.join(extra)}")
+    ref = {m: r for m, r in ref.items() if m in other}
+    other = {m: r for m, r in other.items() if m in ref}
+    if not ref:
+        raise ValueError("the re-run and the reference board have no method in common")
+    diffs = compare_boards(ref, other, metrics=tuple(a.metrics), k=a.k, floor=a.floor)
+    for d in diffs:
+        print("DIFF " + d)
+    print(f"{len(other)} method(s) x {len(a.metrics)} metric(s) compared: "
+          f"{len(diffs)} difference(s) beyond max({a.k:g} x reference seed std, {a.floor:g})")
+    return 1 if diffs else 0
+
+
+def cmd_export(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines export``; returns the exit status."""
+    from .export import export_run, push_model_repo
+    if a.private and not a.push:
+        raise ValueError("--private needs --push OWNER/NAME")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repo = export_run(a.source, a.out, method=a.method, mode=a.mode, seed=a.seed, checkpoints=a.checkpoints,
+                          benchmark=a.benchmark, repo_id=a.repo_id or a.push, overwrite=a.overwrite)
+    for w in caught:
+        print(f"cemnist-baselines export: warning: {w.message}", file=sys.stderr)
+    r = repo.run
+    print(f"wrote {repo.folder}: {r['method']} {r['setting']} {r['mode']} seed {r['seed']} "
+          f"(row of {len(repo.group)} seed(s)); files: {', '.join(repo.files)}")
+    if repo.eval_results:
+        e = repo.eval_results[0]
+        print(f"eval result: {e['dataset']['id']} task {e['dataset']['task_id']} = {e['value']}")
+    if a.push:
+        from cemnist_data.publish import HubError
+        try:
+            oid = push_model_repo(repo.folder, a.push, private=True if a.private else None,
+                                  commit_message=f"CEMNIST baseline {r['method']} {r['mode']} seed {r['seed']}")
+        except HubError as e:
+            print(f"cemnist-baselines export: error: {e}", file=sys.stderr)
+            return 1
+        print(f"pushed to https://huggingface.co/{a.push}" + (f" (commit {oid})" if oid else ""))
+    return 0
+
+
+def cmd_report(a: argparse.Namespace, command: str) -> int:
+    """``cemnist-baselines report``; returns the exit status."""
+    from .report import render_report
+    out = Path(a.out) if a.out else Path(a.results) / "report"
+    page = render_report(a.results, out, title=a.title, preview_png=a.preview, all_seeds=a.all_seeds,
+                         confusion_every=a.every, max_frames=a.max_frames,
+                         max_bytes=int(a.max_gif_mb * 1_000_000))
+    print(f"wrote {page}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "leaderboard": cmd_leaderboard, "validate": cmd_validate, "progress": cmd_progress,
+            "targets": cmd_targets, "compare": cmd_compare, "export": cmd_export, "report": cmd_report}
+"""One function per command (as ``cemnist``'s CLI)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad arguments, 1 for unmet targets)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -144,148 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(getattr(a, "verbose", 0))
     command = "cemnist-baselines " + shlex.join(argv)
     try:
-        if a.cmd == "run":
-            from .leaderboard import check_table_readme, load_validated, write_board
-            from .runner import run_many
-            if a.amp and a.precision == "fp32":
-                raise ValueError("--amp contradicts --precision fp32")
-            amp = True if a.amp else (None if a.precision is None else a.precision == "bf16")
-            cfg = get_config(a.preset, setting=a.setting, mode=a.mode, epochs=a.epochs, batch_size=a.batch_size,
-                             lr=a.lr, lr_next=a.lr_next, schedule=a.schedule, warmup=a.warmup, kd_lambda=a.kd_lambda,
-                             eval_split=a.eval_split, max_train=a.max_train, max_test=a.max_test,
-                             compile=a.compile, cuda_graphs=a.cuda_graphs, amp_bf16=amp, teacher_cache=a.teacher_cache,
-                             deterministic=a.deterministic)
-            seeds = a.seeds if a.seeds is not None else list(DEFAULT_SEEDS[a.preset])
-            out = Path(a.out or f"runs/{a.preset}")
-            check_table_readme(out)  # the board's README must be usable: refuse now, not after the training
-            t0 = time.perf_counter()
-            results = run_many(methods=a.method, seeds=seeds, cfg=cfg, out_dir=out, preset=a.preset,
-                               device=a.device, jobs=a.jobs, resume=a.resume, overwrite=a.overwrite, trace=a.trace,
-                               progress=progress_enabled(not a.quiet), cache_dir=a.cache_dir)
-            board, refused = load_validated([out])  # the board holds validated results only, as `leaderboard`'s
-            for v in refused:
-                for line in v.lines():
-                    print("refused " + line.removeprefix("FAIL "), file=sys.stderr)
-            if not board:
-                raise ValueError(f"no valid result JSON in {out} for the board ({len(refused)} refused, see above)")
-            md, cs = write_board(board, out, command=command)
-            fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-            for r in results:
-                f = r["final"]["future_bg"]
-                print(f"{r['method']:>6} seed {r['seed']}: final mIoU(bg) {fmt(f['miou_bg'])}  mIoU {fmt(f['miou'])}  "
-                      f"old {fmt(f['old'])}  new {fmt(f['new'])}")
-            print(f"{len(results)} runs in {time.perf_counter() - t0:.1f} s -> {out}/ ; leaderboard: {md} {cs}"
-                  + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
-            return 1 if refused else 0
-        elif a.cmd == "leaderboard":
-            from .leaderboard import load_validated, write_board
-            if len(a.results) > 1 and a.out is None:
-                raise ValueError("several --results folders: say where the board goes with --out")
-            results, refused = load_validated(a.results)
-            for v in refused:
-                for line in v.lines():
-                    print("refused " + line.removeprefix("FAIL "), file=sys.stderr)
-            if not results:
-                raise ValueError(f"no valid result JSON in {' '.join(a.results)}"
-                                 + (f" ({len(refused)} refused)" if refused else ""))
-            readme = Path(a.readme) if a.readme else None
-            md, cs = write_board(results, Path(a.out or a.results[0]), command=command, readme=readme)
-            print(md.read_text())
-            if readme is not None:
-                print(f"updated the leaderboard tables of {readme}")
-            print(f"wrote {md}, {cs} and {md.parent / 'results.parquet'}"
-                  + (f"; {len(refused)} file(s) refused (see above)" if refused else ""))
-            return 1 if refused else 0
-        elif a.cmd == "validate":
-            from .data import dataset_info
-            from .validate import result_files, validate_file
-            files = result_files(a.paths)
-            if not files:
-                raise ValueError(f"no result JSON in {' '.join(a.paths)}")
-            release = dataset_info(path="cemnist")
-            checks = [validate_file(f, release=release) for f in files]
-            for v in checks:
-                print("\n".join(v.lines()))
-            n_bad = sum(not v.ok for v in checks)
-            print(f"{len(checks) - n_bad} of {len(checks)} result(s) valid")
-            return 1 if n_bad else 0
-        elif a.cmd == "progress":
-            from .progress import format_progress, run_progress
-            print(format_progress(run_progress(a.results)))
-        elif a.cmd == "targets":
-            from .leaderboard import aggregate
-            from .results import load_valid_results
-            from .targets import check_targets, load_targets
-            results = load_valid_results(a.results)
-            if not results:
-                raise ValueError(f"no result JSON in {a.results}")
-            protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
-            checks = check_targets(aggregate(results), load_targets(), protocol=protocol, device=a.device)
-            for _, _, ok, msg in checks:
-                print(("PASS " if ok else "FAIL ") + msg)
-            return 0 if all(ok for _, _, ok, _ in checks) else 1
-        elif a.cmd == "compare":
-            from .leaderboard import aggregate
-            from .results import load_valid_results
-            from .targets import compare_boards, select_rows
-            protocol = get_config(a.preset, setting=a.setting, mode=a.mode).protocol()
-            boards = []
-            for folder, device in ((a.reference, a.reference_device), (a.results, a.device)):
-                results = load_valid_results(folder)
-                if not results:
-                    raise ValueError(f"no result JSON in {folder}")
-                rows = select_rows(aggregate(results), protocol=protocol, device=device)
-                if not rows:
-                    raise ValueError(f"{folder}: no run with the {a.preset} protocol on {a.setting} {a.mode}"
-                                     + (f" on device {device}" if device else ""))
-                boards.append(rows)
-            ref, other = boards
-            missing = sorted(set(ref) - set(other))
-            if missing:
-                print(f"not in the re-run (not compared): {', '.join(missing)}")
-            extra = sorted(set(other) - set(ref))
-            if extra:
-                print(f"not on the reference board (not compared): {', '.join(extra)}")
-            ref = {m: r for m, r in ref.items() if m in other}
-            other = {m: r for m, r in other.items() if m in ref}
-            if not ref:
-                raise ValueError("the re-run and the reference board have no method in common")
-            diffs = compare_boards(ref, other, metrics=tuple(a.metrics), k=a.k, floor=a.floor)
-            for d in diffs:
-                print("DIFF " + d)
-            print(f"{len(other)} method(s) x {len(a.metrics)} metric(s) compared: "
-                  f"{len(diffs)} difference(s) beyond max({a.k:g} x reference seed std, {a.floor:g})")
-            return 1 if diffs else 0
-        elif a.cmd == "export":
-            from .export import export_run, push_model_repo
-            if a.private and not a.push:
-                raise ValueError("--private needs --push OWNER/NAME")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                repo = export_run(a.source, a.out, method=a.method, mode=a.mode, seed=a.seed, checkpoints=a.checkpoints,
-                                  benchmark=a.benchmark, repo_id=a.repo_id or a.push, overwrite=a.overwrite)
-            for w in caught:
-                print(f"cemnist-baselines export: warning: {w.message}", file=sys.stderr)
-            r = repo.run
-            print(f"wrote {repo.folder}: {r['method']} {r['setting']} {r['mode']} seed {r['seed']} "
-                  f"(row of {len(repo.group)} seed(s)); files: {', '.join(repo.files)}")
-            if repo.eval_results:
-                e = repo.eval_results[0]
-                print(f"eval result: {e['dataset']['id']} task {e['dataset']['task_id']} = {e['value']}")
-            if a.push:
-                from cemnist_data.publish import HubError
-                try:
-                    oid = push_model_repo(repo.folder, a.push, private=True if a.private else None,
-                                          commit_message=f"CEMNIST baseline {r['method']} {r['mode']} seed {r['seed']}")
-                except HubError as e:
-                    print(f"cemnist-baselines export: error: {e}", file=sys.stderr)
-                    return 1
-                print(f"pushed to https://huggingface.co/{a.push}" + (f" (commit {oid})" if oid else ""))
-        elif a.cmd == "report":
-            from .report import render_report
-            out = Path(a.out) if a.out else Path(a.results) / "report"
-            page = render_report(a.results, out, preview_png=a.preview)
-            print(f"wrote {page}")
+        return int(COMMANDS[a.cmd](a, command) or 0)
     except WriteError as e:  # disk full / file-size limit while writing: the path and the fix
         print(f"cemnist-baselines: error: {e}", file=sys.stderr)
         return 1
@@ -296,7 +337,6 @@ def main(argv: list[str] | None = None) -> int:
         print("cemnist-baselines: interrupted; finished tasks are checkpointed (continue with --resume)",
               file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Small I/O helpers shared by the visualisation modules (atomic writes, lazy matplotlib)."""
+"""Figures without pyplot: a matplotlib Figure on an Agg canvas, saved as reproducible PNG bytes (no timestamp).
+Public helpers of the data pictures (:mod:`.montage`) and of the results' pictures (``cemnist_baselines``)."""
 from __future__ import annotations
 
 import io
@@ -6,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported for the viz modules)
+from ..fileio import atomic_write_bytes
 
 _VIZ_HINT = "matplotlib is needed for cemnist plots and figures: pip install 'cemnist[viz]'"
 

@@ -29,9 +29,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from .results import ResultError, check_result, read_json_file
+from .results import ResultError, check_result, read_json_file, results_folder, run_id
 
 TOL = 1e-9
 
@@ -94,13 +94,9 @@ def _named_presets(d: dict[str, Any]) -> list[str]:
 
 
 def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | None = None) -> Validation:
-    """Run every check on a parsed result; ``release`` defaults to the shipped manifest's release info."""
-    from .config import TrainConfig
-    from .data import eval_pool_configs
-    from .methods import BUILTIN_METHODS, METHODS
-    from .metrics import recompute_step, summarize
-    from .trainer import run_id
-
+    """Run every check on a parsed result; ``release`` defaults to the shipped manifest's release info. Each
+    check is one function below (dataset, protocol, confusions, metrics, wall times, env, run id); a failed
+    check adds one line ``"<check>: <what failed>"`` to the validation's failures."""
     v = Validation(name)
     try:
         check_result(d, name=name)
@@ -112,12 +108,47 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
         from .data import dataset_info
 
         release = dataset_info(path="cemnist")
-    tasks = d["tasks"]
-    T = len(tasks)
-    mode = d["mode"]
-    split = d["evaluation"].get("split") if isinstance(d["evaluation"], dict) else None
+    bad = _check_dataset(d, release)
+    if bad:
+        v.failures.append("dataset: " + "; ".join(bad))
+    bad = _check_protocol(d)
+    if bad:
+        v.failures.append("protocol: " + "; ".join(bad))
+    else:
+        presets = _named_presets(d)
+        v.notes.append(f"preset {'/'.join(presets)}" if presets else "custom protocol")
+    from .registry import BUILTIN_METHODS
 
-    # ---- dataset
+    if d["method"] not in BUILTIN_METHODS:
+        v.notes.append(f"plug-in method {d.get('method_source', d['method'])!r} (its method_protocol is not checked)")
+    bad = _check_confusions(d, release)
+    if bad:
+        v.failures.append("confusion: " + "; ".join(bad[:4]) + (f" (+{len(bad) - 4} more)" if len(bad) > 4 else ""))
+    else:  # the metrics are recomputed only from usable confusions
+        diffs = _check_metrics(d)
+        if diffs:
+            v.failures.append("metrics: " + "; ".join(diffs))
+    if len(d["wall_time_per_task_s"]) != len(d["steps"]):
+        v.failures.append(f"wall_time: {len(d['wall_time_per_task_s'])} wall times for {len(d['steps'])} steps")
+    bad = _env_failures(d["env"], d["config"])  # what a row is keyed by (the device type) agrees with the record
+    if bad:
+        v.failures.append("env: " + "; ".join(bad))
+    if d.get("run_id") != run_id(d):
+        v.failures.append(f"run_id: {d.get('run_id')!r} is not the hash of method, seed, config, dataset, "
+                          f"package version and commit ({run_id(d)!r})")
+    return v
+
+
+def _eval_split(d: dict[str, Any]) -> Any:
+    return d["evaluation"].get("split") if isinstance(d["evaluation"], dict) else None
+
+
+def _check_dataset(d: dict[str, Any], release: dict[str, Any]) -> list[str]:
+    """The release version, the tasks and the content hash of every split the run used."""
+    from .data import config_name, eval_pool_configs
+
+    tasks, mode, split = d["tasks"], d["mode"], _eval_split(d)
+    T = len(tasks)
     bad: list[str] = []
     if d["dataset"].get("version") != release["version"]:
         bad.append(f"version {d['dataset'].get('version')!r} is not the release's {release['version']!r}")
@@ -126,7 +157,7 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
     got = d["dataset"].get("content_sha256", {})
     want = {}
     if split in ("test", "validation") and mode in ("overlap", "disjoint"):
-        used = [(f"{mode}-task{t}", "train") for t in range(T)] + [(c, split) for c in eval_pool_configs(mode, T, split)]
+        used = [(config_name(mode, t), "train") for t in range(T)] + [(c, split) for c in eval_pool_configs(mode, T, split)]
         for c, s in used:
             entry = release["configs"].get(c, {}).get(s)
             if entry is None:
@@ -140,11 +171,17 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
             bad.append(f"no content hash for {k}")
         elif got[k] != want[k]:
             bad.append(f"content hash of {k} is {str(got[k])[:12]}…, the release manifest has {want[k][:12]}…")
-    if bad:
-        v.failures.append("dataset: " + "; ".join(bad))
+    return bad
 
-    # ---- protocol
-    bad = []
+
+def _check_protocol(d: dict[str, Any]) -> list[str]:
+    """The protocol is the config's, agrees with setting / mode / evaluation split, and a built-in method's
+    protocol values are its own."""
+    from .config import TrainConfig
+    from .registry import BUILTIN_METHODS, METHODS
+
+    split = _eval_split(d)
+    bad: list[str] = []
     try:
         cfg = TrainConfig.from_dict(d["config"])
     except (ValueError, TypeError) as e:
@@ -162,16 +199,17 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
     mp = d.get("method_protocol", {})
     if d["method"] in BUILTIN_METHODS and mp != METHODS[d["method"]].protocol_values():
         bad.append(f"method_protocol {mp} is not the built-in {d['method']!r}'s {METHODS[d['method']].protocol_values()}")
-    if bad:
-        v.failures.append("protocol: " + "; ".join(bad))
-    else:
-        presets = _named_presets(d)
-        v.notes.append(f"preset {'/'.join(presets)}" if presets else "custom protocol")
-    if d["method"] not in BUILTIN_METHODS:
-        v.notes.append(f"plug-in method {d.get('method_source', d['method'])!r} (its method_protocol is not checked)")
+    return bad
 
-    # ---- confusions
-    bad = []
+
+def _check_confusions(d: dict[str, Any], release: dict[str, Any]) -> list[str]:
+    """One step per task (one for joint), each confusion a matrix of non-negative integers summing to the
+    pool's pixels, and the classes seen at each step."""
+    from .data import eval_pool_configs
+
+    tasks, mode, split = d["tasks"], d["mode"], _eval_split(d)
+    T = len(tasks)
+    bad: list[str] = []
     steps = d["steps"]
     joint = bool(d.get("joint"))
     n_steps = 1 if joint else T
@@ -202,37 +240,26 @@ def validate_result(d: Any, *, name: str = "result", release: dict[str, Any] | N
         want_seen = [c for t in tasks[: (T if joint else i + 1)] for c in t]
         if s.get("classes_seen") != want_seen:
             bad.append(f"steps[{i}].classes_seen {s.get('classes_seen')} should be {want_seen}")
-    if bad:
-        v.failures.append("confusion: " + "; ".join(bad[:4]) + (f" (+{len(bad) - 4} more)" if len(bad) > 4 else ""))
+    return bad
 
-    # ---- metrics (only when the confusions are usable)
-    if not bad:
-        diffs: list[str] = []
-        again = []
-        for i, s in enumerate(steps):
-            r = recompute_step(s["confusion"], s["classes_seen"])
-            for k in ("iou_per_label", "miou_bg", "miou", "views"):
-                _close(s.get(k), r[k], f"steps[{i}].{k}", diffs)
-            again.append(dict(s, **r))
-        summ = summarize(again, tasks, step_tasks=[T - 1] if joint else None)
-        _close(d["R"], summ["R"], "R", diffs)
-        _close(d["final"], summ["final"], "final", diffs)
-        if diffs:
-            v.failures.append("metrics: " + "; ".join(diffs))
 
-    if len(d["wall_time_per_task_s"]) != len(steps):
-        v.failures.append(f"wall_time: {len(d['wall_time_per_task_s'])} wall times for {len(steps)} steps")
+def _check_metrics(d: dict[str, Any]) -> list[str]:
+    """Every reported number recomputed from the confusions: per step, ``R`` and ``final``."""
+    from .metrics import recompute_step, summarize
 
-    # ---- env: what a row is keyed by (the device type) must agree with the rest of the record
-    bad = _env_failures(d["env"], d["config"])
-    if bad:
-        v.failures.append("env: " + "; ".join(bad))
-
-    # ---- run id
-    if d.get("run_id") != run_id(d):
-        v.failures.append(f"run_id: {d.get('run_id')!r} is not the hash of method, seed, config, dataset, "
-                          f"package version and commit ({run_id(d)!r})")
-    return v
+    tasks = d["tasks"]
+    T = len(tasks)
+    diffs: list[str] = []
+    again = []
+    for i, s in enumerate(d["steps"]):
+        r = recompute_step(s["confusion"], s["classes_seen"])
+        for k in ("iou_per_label", "miou_bg", "miou", "views"):
+            _close(s.get(k), r[k], f"steps[{i}].{k}", diffs)
+        again.append(dict(s, **r))
+    summ = summarize(again, tasks, step_tasks=[T - 1] if bool(d.get("joint")) else None)
+    _close(d["R"], summ["R"], "R", diffs)
+    _close(d["final"], summ["final"], "final", diffs)
+    return diffs
 
 
 def _env_failures(env: dict[str, Any], config: Any) -> list[str]:
@@ -296,3 +323,47 @@ def result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{p} does not exist")
     return out
+
+
+def load_validated(paths: Sequence[str | os.PathLike[str]], *,
+                   release: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list[Validation]]:
+    """The one validating loader of result folders: every result file in ``paths`` (files, or folders of
+    ``*.json``) checked as ``cemnist-baselines validate`` checks it. Returns (the results that pass, each the
+    very object that was checked, with ``_path``; the :class:`~cemnist_baselines.validate.Validation` of every
+    refused file). A path that does not exist is a FileNotFoundError."""
+    files = result_files(list(paths))
+    if files and release is None:
+        from .data import dataset_info
+
+        release = dataset_info(path="cemnist")
+    ok: list[dict[str, Any]] = []
+    refused: list[Validation] = []
+    for p in files:
+        v = validate_file(p, release=release)
+        if v.ok and v.result is not None:
+            ok.append(dict(v.result, _path=str(p)))
+        else:
+            refused.append(v)
+    return ok, refused
+
+
+def refusal_message(refused: Sequence[Validation]) -> str:
+    """One line per refused file (its path and what failed) and the fix."""
+    lines = [v.error or f"{v.path}: does not validate ({'; '.join(v.failures)})" for v in refused[:5]]
+    if len(refused) > 5:
+        lines.append(f"... and {len(refused) - 5} more")
+    return ("\n".join(lines) + "\nonly results that pass `cemnist-baselines validate` are read: delete or move "
+            "the file(s) named, or rerun those runs")
+
+
+def load_valid_results(results_dir: str | os.PathLike[str], *,
+                       release: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every result in ``results_dir`` through :func:`load_validated` (``*.json`` files of the result schema;
+    other JSON files are skipped): what ``leaderboard``, ``run``'s board, ``targets``, ``compare``, ``report``
+    and ``progress`` read. A file that fails any check is a :class:`ResultError` naming it and what failed:
+    readers never use a result that ``validate`` refuses."""
+    root = results_folder(results_dir)
+    ok, refused = load_validated([root], release=release)
+    if refused:
+        raise ResultError(refusal_message(refused))
+    return ok

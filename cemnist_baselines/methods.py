@@ -1,8 +1,8 @@
-"""Methods as a few loss terms on one shared trainer. Formulas follow issue 3 §2 (normative) for naive, kd, mib
-and joint; ilt, pl, plop and replay follow the reference code named in their docstrings (issue 10 §1).
-
-Notation: ``z`` new logits [B, C, H, W], ``t`` frozen old-model logits [B, C_old, H, W] (C_old includes
-background), ``y`` target channel indices [B, H, W] (255 = ignore). Every loss is a mean over pixels.
+"""Methods as a few loss terms and hooks on one shared trainer: :class:`Method` (the flags and hooks a method
+may override), :class:`TaskContext` (what the hooks see) and the built-in methods' classes. The loss formulas
+are in :mod:`.losses`, the registry of built-ins and plug-ins in :mod:`.registry`. naive, kd, mib and joint
+follow the formulas of docs/PROTOCOL.md; lwf, ilt, pl, plop and replay the reference code named in their
+docstrings.
 """
 from __future__ import annotations
 
@@ -11,252 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-IGNORE = 255
-
-
-def ce_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over non-ignored pixels."""
-    return F.cross_entropy(z, y, ignore_index=IGNORE)
-
-
-def tutorial_kd_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The seed tutorial's KD (``mapaf2/mnist-continual-seg``, ``trainer.py``, ``Trainer_distillation._softXEnt``):
-    KD = -(1 / (B*H*W)) * sum_pixels sum_{c = 1 .. C_old - 1} softmax(t)_c * log_softmax(z[:, :C_old])_c.
-
-    Both distributions are over the C_old old channels (background included); the background channel is then
-    dropped and the old digit channels are *summed* (no division by C_old)."""
-    c_old = t.shape[1]
-    q = torch.softmax(t, dim=1)[:, 1:]
-    logp = torch.log_softmax(z[:, :c_old], dim=1)[:, 1:]
-    b, _, h, w = z.shape
-    return -(q * logp).sum() / (b * h * w)
-
-
-def mib_kd_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """MiB's ``KnowledgeDistillationLoss`` (``fcdl94/MiB``, ``utils/loss.py``, ``alpha=1``, ``reduction="mean"``):
-    KD = -mean_pixels[(1/C_old) sum_{c<C_old} softmax(t)_c * log_softmax(z[:, :C_old])_c] — a *mean* over
-    all C_old channels, background included. The distillation term of MiB's LwF and ILT baselines."""
-    c_old = t.shape[1]
-    q = torch.softmax(t, dim=1)
-    logp = torch.log_softmax(z[:, :c_old], dim=1)
-    return -(q * logp).sum(dim=1).mean() / c_old
-
-
-def unbiased_ce_loss(z: torch.Tensor, y: torch.Tensor, c_old: int) -> torch.Tensor:
-    """MiB UnCE: log p(bg) = LSE(z[0:C_old]) - LSE(z); log p(c) = z_c - LSE(z), c >= C_old; targets < C_old -> 0."""
-    lse = torch.logsumexp(z, dim=1, keepdim=True)
-    logp_bg = torch.logsumexp(z[:, :c_old], dim=1, keepdim=True) - lse
-    logp = torch.cat([logp_bg, z[:, c_old:] - lse], dim=1)  # channel 0 = bg, then the new channels
-    y2 = torch.where(y == IGNORE, y, torch.where(y < c_old, torch.zeros_like(y), y - c_old + 1))
-    return F.nll_loss(logp, y2, ignore_index=IGNORE)
-
-
-def unbiased_kd_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """MiB UnKD: log p^(bg) = LSE(z[{0} u new]) - LSE(z); log p^(c) = z_c - LSE(z), 1 <= c < C_old;
-    loss = -mean_pixels[(q_0 log p^(bg) + sum_{c>=1} q_c log p^(c)) / C_old], q = softmax(t)."""
-    c_old = t.shape[1]
-    q = torch.softmax(t, dim=1)
-    lse = torch.logsumexp(z, dim=1, keepdim=True)
-    bg_new = torch.cat([z[:, :1], z[:, c_old:]], dim=1)
-    logp_bg = torch.logsumexp(bg_new, dim=1, keepdim=True) - lse
-    logp = torch.cat([logp_bg, z[:, 1:c_old] - lse], dim=1)
-    return -(q * logp).sum(dim=1).mean() / c_old
-
-
-# ----------------------------------------------------------------------------- features, ILT, PL, PLOP
-SEGNET_BLOCKS = ("enc1", "enc2", "enc3", "dec1", "dec2")
-
-
-def segnet_forward(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``SimpleSegNet.forward`` with its intermediate maps: (logits, features).
-
-    ``features[b]`` is block ``b``'s output (after its last ReLU) and ``features[b + ".pre"]`` the same before
-    that ReLU, for b in enc1 (60x60), enc2 (30x30), enc3 (15x15, the encoder output), dec1 (30x30),
-    dec2 (60x60). The logits are bit-identical to ``model(x)`` (same ops in the same order)."""
-    feats: dict[str, torch.Tensor] = {}
-    h = x
-    for b in SEGNET_BLOCKS:
-        if b in ("enc2", "enc3"):
-            h = F.max_pool2d(h, 2)
-        elif b in ("dec1", "dec2"):
-            h = F.interpolate(h, scale_factor=2, mode="nearest")
-        convs = getattr(model, b)
-        for c in convs[:-1]:
-            h = F.relu(c(h))
-        pre = convs[-1](h)
-        h = F.relu(pre)
-        feats[b + ".pre"] = pre
-        feats[b] = h
-    return model.head(h), feats
-
-
-def feature_distillation_loss(f_new: torch.Tensor, f_old: torch.Tensor) -> torch.Tensor:
-    """ILT's encoder distillation: mean over every element of (f_new - f_old)^2 (``nn.MSELoss()``)."""
-    return F.mse_loss(f_new, f_old)
-
-
-def pseudo_label_targets(y: torch.Tensor, t: torch.Tensor, *, c_old: int) -> torch.Tensor:
-    """Naive pseudo-labels: pixels whose target is an old channel (< C_old: the background of the current
-    mask) take the old model's argmax; where that argmax is background (0) they stay background."""
-    bg = y < c_old
-    return torch.where(bg, t.argmax(dim=1).to(y.dtype), y)
-
-
-def plop_entropy(p: torch.Tensor) -> torch.Tensor:
-    """PLOP's per-pixel entropy of probabilities ``p`` [B, C, H, W]:
-    -(1 / log(C + 1e-8)) * mean_c p_c log(p_c + 1e-8) (a mean over channels, not a sum)."""
-    return -(p * torch.log(p + 1e-8)).mean(dim=1) / math.log(p.shape[1] + 1e-8)
-
-
-def plop_find_median(hist: torch.Tensor, *, base: float = 0.001) -> torch.Tensor:
-    """PLOP's per-class entropy thresholds from histograms ``hist`` [K, nb_bins] of int64 counts, as
-    ``Trainer.find_median`` (``arthurdouillard/CVPR2021_PLOP``, ``train.py``, ``mode="entropy"``) computes them,
-    arithmetic included (float32 as there):
-
-    - for bins i = 0, 1, ...: border = i / nb_bins, bin j = int(border * nb_bins) (float rounding makes j = i - 1
-      for some i, e.g. 29 -> 28); stop at the first bin with running <= half <= running + hist[j], where
-      half = total / 2 and *running grows by the bin index* (``running_sum += lower_border * nb_bins``), not by
-      the bin's count;
-    - threshold = border + (half - running) / hist[j] / nb_bins, taken at the last bin when no bin stopped the
-      loop (then +inf when that bin is empty and half > running: every old pseudo-label is kept);
-    - 0 for a class with an empty histogram; finally max(threshold, ``base``) (NaN stays NaN, as Python's
-      ``max(tensor, float)`` there).
-
-    It equals a histogram median when the median lies in the first bin; otherwise it returns the first bin
-    holding about half of the class's pixels, or +inf when there is none (docs/PROTOCOL.md section 7)."""
-    if hist.dim() != 2 or hist.dtype != torch.int64:
-        raise ValueError(f"plop_find_median needs int64 histograms [K, nb_bins], got {hist.dtype} {tuple(hist.shape)}")
-    hist = hist.cpu()
-    k, nb = hist.shape
-    out = torch.zeros(k, dtype=torch.float32)
-    for c in range(k):
-        row = hist[c]
-        total = row.sum()
-        if total <= 0:
-            continue
-        half = total / 2
-        running = 0.0
-        border, j = 0.0, 0
-        for i in range(nb):
-            border = i / nb
-            j = int(border * nb)
-            if bool(half >= running) and bool(half <= running + row[j]):
-                break
-            running += border * nb
-        out[c] = border + ((half - running) / row[j]) * (1 / nb)
-    return torch.clamp(out, min=base)
-
-
-def plop_histogram(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, nb_bins: int = 100) -> torch.Tensor:
-    """PLOP's entropy histograms [C_old, nb_bins] of one batch: over the background pixels ``bg`` [B, H, W],
-    ``plop_entropy`` of the old model's softmax divided by ``log(n_classes)`` (classes after this task,
-    background included), binned (clamped into the last bin) per old-model argmax class."""
-    p = torch.softmax(old_logits.float(), dim=1)
-    ent = plop_entropy(p)[bg] / math.log(n_classes)
-    cls = p.argmax(dim=1)[bg]
-    bins = torch.clamp((ent * nb_bins).long(), max=nb_bins - 1)
-    hist = torch.zeros(old_logits.shape[1], nb_bins, dtype=torch.int64, device=old_logits.device)
-    hist.index_put_((cls, bins), torch.ones_like(cls), accumulate=True)
-    return hist
-
-
-def plop_thresholds(old_logits: torch.Tensor, bg: torch.Tensor, *, n_classes: int, base: float = 0.001,
-                    nb_bins: int = 100) -> tuple[torch.Tensor, float]:
-    """PLOP's per-class entropy thresholds (``Trainer.find_median`` with ``mode="entropy"``) of one batch:
-    :func:`plop_find_median` of the class's :func:`plop_histogram`. Returns (thresholds [C_old], max_entropy)."""
-    hist = plop_histogram(old_logits, bg, n_classes=n_classes, nb_bins=nb_bins)
-    return plop_find_median(hist, base=base), math.log(n_classes)
-
-
-def plop_pseudo_ce(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, c_old: int, thresholds: torch.Tensor,
-                   max_entropy: float) -> torch.Tensor:
-    """PLOP's classification term: entropy pseudo-labels + the classification adaptive factor.
-
-    Background pixels (y < C_old) take the old argmax where its normalised entropy is below that class's
-    threshold, else are ignored; CE per pixel (ignored pixels contribute 0) times the per-image factor
-    (#confident background pixels / (#background pixels + 1e-6)); mean over all B*H*W pixels."""
-    p = torch.softmax(t, dim=1)
-    pl = p.argmax(dim=1)
-    valid = plop_entropy(p) / max_entropy < thresholds.to(t.device)[pl]
-    bg = y < c_old
-    labels = torch.where(bg, torch.where(valid, pl.to(y.dtype), torch.full_like(y, IGNORE)), y)
-    ce = F.cross_entropy(z, labels, ignore_index=IGNORE, reduction="none")
-    num = (valid & bg).float().sum(dim=(1, 2))
-    den = bg.float().sum(dim=(1, 2))
-    factor = (num / (den + 1e-6))[:, None, None]
-    return (factor * ce).mean()
-
-
-def local_pod_embedding(x: torch.Tensor, scales: tuple[int, ...] = (1, 2, 4)) -> torch.Tensor:
-    """PLOP's Local POD embedding of a square map [B, C, H, W]: for each scale s and each of the s x s regions
-    of side k = W // s, the region's mean over width ([B, C*k]) and over height; concatenated."""
-    b, w = x.shape[0], x.shape[-1]
-    emb = []
-    for s in scales:
-        k = w // s
-        for i in range(s):
-            for j in range(s):
-                r = x[..., i * k:(i + 1) * k, j * k:(j + 1) * k]
-                emb.append(r.mean(dim=3).reshape(b, -1))
-                emb.append(r.mean(dim=2).reshape(b, -1))
-    return torch.cat(emb, dim=1)
-
-
-def local_pod_embedding_fast(x: torch.Tensor, scales: tuple[int, ...] = (1, 2, 4)) -> torch.Tensor:
-    """The entries of :func:`local_pod_embedding` in another order (one reshape per scale instead of a slice per
-    region): equal Frobenius norms of differences, far fewer autograd nodes."""
-    b, c, w = x.shape[0], x.shape[1], x.shape[-1]
-    emb = []
-    for s in scales:
-        k = w // s
-        r = x[..., : s * k, : s * k].reshape(b, c, s, k, s, k)
-        emb.append(r.mean(dim=5).reshape(b, -1))
-        emb.append(r.mean(dim=3).reshape(b, -1))
-    return torch.cat(emb, dim=1)
-
-
-def local_pod_loss(old: list[torch.Tensor], new: list[torch.Tensor], *, c_old: int, n_classes: int, n_new: int,
-                   factor: float = 0.01, logits_factor: float = 0.0005, scales: tuple[int, ...] = (1, 2, 4),
-                   schedule: bool = True) -> torch.Tensor:
-    """PLOP's POD term (``features_distillation`` with ``collapse_channels="local"``, ``pod_logits``).
-
-    Per map pair (the last pair = logits): new logits' extra channels are summed into background
-    (channel 0 <- z_0 + sum of new channels, then channels 1..C_old-1); both maps squared ("pow"); Local POD
-    embeddings; per-image Frobenius norm of the difference, mean over images; times ``factor`` (features) or
-    ``logits_factor`` (logits), times sqrt(n_classes / n_new) (the POD schedule); sum over pairs divided by
-    the number of pairs (the per-pair terms: :func:`local_pod_terms`)."""
-    terms = local_pod_terms(old, new, c_old=c_old, n_classes=n_classes, n_new=n_new, factor=factor,
-                            logits_factor=logits_factor, scales=scales, schedule=schedule)
-    total = torch.zeros((), device=new[0].device, dtype=new[0].dtype)
-    for layer in terms:
-        total = total + layer
-    return total / len(old)
-
-
-def local_pod_terms(old: list[torch.Tensor], new: list[torch.Tensor], *, c_old: int, n_classes: int, n_new: int,
-                    factor: float = 0.01, logits_factor: float = 0.0005, scales: tuple[int, ...] = (1, 2, 4),
-                    schedule: bool = True) -> list[torch.Tensor]:
-    """The per-pair terms of :func:`local_pod_loss` (factor and schedule applied, not yet divided by the number
-    of pairs): which map the POD term holds fixed, and how hard."""
-    if len(old) != len(new) or not old:
-        raise ValueError(f"local_pod_loss needs equally many old and new maps, got {len(old)} and {len(new)}")
-    terms: list[torch.Tensor] = []
-    for i, (a, b) in enumerate(zip(old, new)):
-        last = i == len(old) - 1
-        if a.shape[1] != b.shape[1]:
-            if not last:
-                raise ValueError(f"only the last map (logits) may have extra channels; map {i}: {tuple(a.shape)} "
-                                 f"vs {tuple(b.shape)}")
-            b = torch.cat([b[:, :1] + b[:, c_old:].sum(dim=1, keepdim=True), b[:, 1:c_old]], dim=1)
-        ea, eb = local_pod_embedding_fast(a.pow(2), scales), local_pod_embedding_fast(b.pow(2), scales)
-        layer = torch.linalg.vector_norm(ea - eb, dim=-1).mean()
-        layer = (logits_factor if last else factor) * layer
-        if schedule:
-            layer = layer * math.sqrt(n_classes / n_new)
-        terms.append(layer)
-    return terms
+from .inference import teacher_logits
+from .losses import (ce_loss, tutorial_kd_loss, mib_kd_loss, unbiased_ce_loss, unbiased_kd_loss,
+                     feature_distillation_loss, pseudo_label_targets, plop_find_median, plop_histogram,
+                     plop_pseudo_ce, local_pod_loss)
+from .seeding import make_generator
 
 
 @dataclass
@@ -270,7 +30,7 @@ class TaskContext:
     method state: a flat ``{name: tensor}`` dict that hooks may read and write; it is saved in every per-task
     checkpoint (safetensors, so tensors only) and restored by ``--resume``; its tensors live on ``device`` (the
     trainer moves what a hook leaves elsewhere there after the hook). ``seed`` is the run seed: derive
-    generators from it with :func:`cemnist_baselines.trainer.make_generator` (never the global RNG)."""
+    generators from it with :func:`cemnist_baselines.seeding.make_generator` (never the global RNG)."""
 
     task: int
     tasks: list[list[int]]
@@ -297,7 +57,7 @@ class Method:
       logits [B, C, H, W] (float32), ``y``: target channels [B, H, W] (255 = ignore) after :meth:`targets`,
       ``t``: the frozen old model's logits [B, C_old, H, W] (``uses_old_model``; else ``None``).
     - :meth:`feature_loss` — instead of ``loss`` when ``features=True``: also receives the new and old
-      model's intermediate feature maps (see :func:`segnet_forward`) and the run's method ``state``. The old
+      model's intermediate feature maps (see :meth:`cemnist_baselines.model.SimpleSegNet.forward_features`) and the run's method ``state``. The old
       model then runs on every batch, unless the method names the few old maps it needs in
       ``cached_features``: those are computed once per task with the logits (teacher caching) and are all
       ``old_feats`` holds.
@@ -317,7 +77,7 @@ class Method:
     old-model feature maps too big to cache, e.g. PLOP's six), ``features`` (call :meth:`feature_loss`),
     ``cached_features`` (the old maps a ``features`` method needs, cached per task when not per batch),
     ``balanced_init`` (MiB's head init), ``joint`` (all classes at once). Register a built-in in
-    :data:`METHODS`; third-party methods are loaded by reference or entry point (:mod:`.plugins`). Each
+    :data:`cemnist_baselines.registry.METHODS`; third-party methods are loaded by reference or entry point (:mod:`.registry`). Each
     built-in class declares its own flags as class defaults, so a subclass of one (``class HalfKD(KD)``,
     ``examples/half_kd_plugin.py``) keeps them and only states what differs.
     """
@@ -496,7 +256,7 @@ class PLOP(Method):
     (:func:`plop_find_median`). The old model runs on every batch.
     Scale (measured, not adapted): with the reference factors the POD term of a model that learns the new
     digits is far larger than its CE on this unnormalised network (``python -m cemnist_baselines.study
-    pod-scale``; docs/PROTOCOL.md section 6); :data:`METHODS` ``["plop_tuned"]`` is PLOP with factors chosen
+    pod-scale``; docs/PROTOCOL.md section 6); :data:`cemnist_baselines.registry.METHODS` ``["plop_tuned"]`` is PLOP with factors chosen
     on the validation pool."""
 
     # the flags of this method, as class defaults: a subclass keeps them
@@ -511,8 +271,6 @@ class PLOP(Method):
     def before_task(self, ctx: TaskContext) -> None:  # type: ignore[override]
         if ctx.old_model is None:
             return
-        from .trainer import teacher_logits
-
         amp = bool(getattr(ctx.cfg, "amp_bf16", False))
         bs = int(getattr(ctx.cfg, "eval_batch_size", 500))
         n_classes = ctx.model.num_classes
@@ -572,8 +330,6 @@ class Replay(Method):
     per_batch: int = 8
 
     def after_task(self, ctx: TaskContext) -> None:  # type: ignore[override]
-        from .trainer import make_generator
-
         seen = [d for ts in ctx.tasks[: ctx.task + 1] for d in ts]
         quotas = dict(zip(seen, memory_quotas(self.memory_size, len(seen))))
         dev = ctx.device  # the state's one device: what a checkpoint restored may arrive elsewhere
@@ -612,27 +368,9 @@ class Replay(Method):
         return {"memory_size": self.memory_size, "per_batch": self.per_batch}
 
 
-METHODS: dict[str, Method] = {
-    "naive": Method("naive"),
-    "kd": KD("kd", uses_old_model=True),
-    "lwf": LwF("lwf", uses_old_model=True),
-    "mib": MiB("mib", uses_old_model=True, balanced_init=True),
-    "joint": Method("joint", joint=True),
-    "ilt": ILT("ilt", uses_old_model=True, features=True, cached_features=("enc3",)),
-    "pl": PL("pl", uses_old_model=True),
-    "plop": PLOP("plop", uses_old_model=True, old_model_per_batch=True, features=True, balanced_init=True),
-    "plop_tuned": PLOP("plop_tuned", uses_old_model=True, old_model_per_batch=True, features=True, balanced_init=True,
-                       pod_factor=0.01 / PLOP_TUNED_DIVISOR, pod_logits_factor=0.0005 / PLOP_TUNED_DIVISOR),
-    "replay": Replay("replay"),
-}
-BUILTIN_METHODS: tuple[str, ...] = tuple(METHODS)
-
-
-def get_method(name: str) -> Method:
-    """The method called ``name``: a built-in, an installed plug-in (entry-point group
-    ``cemnist_baselines.methods``) or a reference ``module:Class``; ValueError naming the valid names otherwise."""
-    if name in METHODS:
-        return METHODS[name]
-    from .plugins import resolve_method
-
-    return resolve_method(name)
+def state_to_device(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Move the method state's tensors to the run's device, in place: the state lives on one declared device
+    (``TaskContext.device``), whatever a hook or a checkpoint left elsewhere (a no-op for tensors already there)."""
+    for k, v in state.items():
+        if v.device != device:
+            state[k] = v.to(device)

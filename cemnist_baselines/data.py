@@ -6,40 +6,34 @@ from typing import Any
 
 import torch
 
+import cemnist_data
+from cemnist_data.spec import config_name
 
-def _cd():  # imported lazily so that the model / metrics code works without the dataset package
-    import cemnist_data
 
-    return cemnist_data
 
 
 @functools.lru_cache(maxsize=48)
 def _columns_cached(path: str, config: str, split: str, mode: str, cache_root: str,
                     columns: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
-    return tuple(_cd().load_tensors(path, config=config, split=split, mode=mode, cache_dir=cache_root, columns=columns))
+    return tuple(cemnist_data.load_tensors(path, config=config, split=split, mode=mode, cache_dir=cache_root, columns=columns))
 
 
 def load_columns(path: str, *, config: str, split: str, mode: str, cache_dir: str | None,
                  columns: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
     """``cemnist_data.load_tensors``, decoded once per process and cache folder (the splits are immutable
     and verified when first loaded); every call returns fresh copies."""
-    root = str(_cd().cache_root(cache_dir))
+    root = str(cemnist_data.cache_root(cache_dir))
     return tuple(t.clone() for t in _columns_cached(path, config, split, mode, root, tuple(columns)))
-
-
-def config_name(mode: str, task: int | None) -> str:
-    """Dataset config for ``task`` in ``mode`` (``None`` = ``joint``)."""
-    return "joint" if task is None else f"{mode}-task{task}"
 
 
 def dataset_info(*, path: str = "cemnist", cache_dir: str | None = None) -> dict[str, Any]:
     """``cemnist_data.release_info`` (version, setting, class_order, tasks, per-config content hashes)."""
-    return _cd().release_info(path, cache_dir=cache_dir)
+    return cemnist_data.release_info(path, cache_dir=cache_dir)
 
 
 def resolve_tasks(setting: str, class_order: tuple[int, ...] | None, info: dict[str, Any]) -> list[list[int]]:
     """Digits per task; ValueError when the setting/order is invalid or is not the release's one."""
-    tasks = _cd().parse_setting(setting, class_order)  # ValueError with a precise message if malformed
+    tasks = cemnist_data.parse_setting(setting, class_order)  # ValueError with a precise message if malformed
     rel = [list(map(int, t)) for t in info["tasks"]]
     if tasks != rel:
         raise ValueError(
@@ -132,3 +126,17 @@ def content_hashes(info: dict[str, Any], used: list[tuple[str, str]]) -> dict[st
             raise ValueError(f"the dataset release has no content hash for {c}/{s}")
         out[f"{c}/{s}"] = entry["content_sha256"]
     return out
+
+
+def label_maps(tasks: list[list[int]], upto: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label->channel LUT [256], channel->label [C]) for the classes seen after task ``upto``.
+
+    Channel order = class order: digit ``tasks`` flattened at position i -> channel i+1. Unseen labels
+    and 255 map to 255 (ignored)."""
+    seen = [d for ts in tasks[: upto + 1] for d in ts]
+    lut = torch.full((256,), 255, dtype=torch.int64)
+    lut[0] = 0
+    for i, d in enumerate(seen):
+        lut[d + 1] = i + 1
+    ch2lab = torch.tensor([0] + [d + 1 for d in seen], dtype=torch.int64)
+    return lut.to(device), ch2lab.to(device)

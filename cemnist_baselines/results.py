@@ -2,8 +2,8 @@
 protocol and aggregation over seeds. Used by the leaderboard, ``targets``, ``progress``, ``validate`` and the
 report.
 
-Every reader of a results folder goes through one validating loader (:func:`load_validated`,
-:func:`load_valid_results`: the checks of ``cemnist-baselines validate``). Files are read with
+Every reader of a results folder goes through one validating loader (:func:`cemnist_baselines.validate.load_validated`,
+:func:`cemnist_baselines.validate.load_valid_results`: the checks of ``cemnist-baselines validate``). Files are read with
 :func:`read_regular_file`: regular files only (a FIFO, device or folder named ``*.json`` is refused without
 blocking), at most :data:`MAX_RESULT_BYTES` (16 MiB), nested at most :data:`MAX_JSON_DEPTH` levels, finite
 numbers only (results are written with ``allow_nan=False``: :func:`result_json_text`).
@@ -16,10 +16,9 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-if TYPE_CHECKING:
-    from .validate import Validation
+from .registry import METHOD_ORDER
 
 RESULT_SCHEMA = "cemnist-baselines-result/2"
 SCHEMA_PREFIX = "cemnist-baselines-result/"
@@ -37,7 +36,6 @@ MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 """Deepest nesting of lists and objects a result may have (a real result has 6 levels)."""
 # Methods in this order first (lower bound, distillation, MiB, upper bound), others alphabetically.
-METHOD_ORDER = ("naive", "kd", "lwf", "ilt", "pl", "mib", "plop", "plop_tuned", "replay", "joint")
 
 
 class ResultError(ValueError):
@@ -183,7 +181,7 @@ def check_result(d: Any, *, name: str = "result") -> dict[str, Any]:
 
 def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load and check the structure of one result JSON (:func:`check_result`: schema, shapes, finite numbers;
-    the full checks of ``validate`` are :func:`load_validated`'s); adds ``_path``. Errors name the file."""
+    the full checks of ``validate`` are :func:`cemnist_baselines.validate.load_validated`'s); adds ``_path``. Errors name the file."""
     p = Path(path)
     d = read_json_file(p)
     check_result(d, name=str(p))
@@ -191,60 +189,15 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     return d
 
 
-def load_validated(paths: Sequence[str | os.PathLike[str]], *,
-                   release: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list["Validation"]]:
-    """The one validating loader of result folders: every result file in ``paths`` (files, or folders of
-    ``*.json``) checked as ``cemnist-baselines validate`` checks it. Returns (the results that pass, each the
-    very object that was checked, with ``_path``; the :class:`~cemnist_baselines.validate.Validation` of every
-    refused file). A path that does not exist is a FileNotFoundError."""
-    from .validate import result_files, validate_file
-
-    files = result_files(list(paths))
-    if files and release is None:
-        from .data import dataset_info
-
-        release = dataset_info(path="cemnist")
-    ok: list[dict[str, Any]] = []
-    refused: list[Validation] = []
-    for p in files:
-        v = validate_file(p, release=release)
-        if v.ok and v.result is not None:
-            ok.append(dict(v.result, _path=str(p)))
-        else:
-            refused.append(v)
-    return ok, refused
-
-
-def refusal_message(refused: Sequence["Validation"]) -> str:
-    """One line per refused file (its path and what failed) and the fix."""
-    lines = [v.error or f"{v.path}: does not validate ({'; '.join(v.failures)})" for v in refused[:5]]
-    if len(refused) > 5:
-        lines.append(f"... and {len(refused) - 5} more")
-    return ("\n".join(lines) + "\nonly results that pass `cemnist-baselines validate` are read: delete or move "
-            "the file(s) named, or rerun those runs")
-
-
-def load_valid_results(results_dir: str | os.PathLike[str], *,
-                       release: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every result in ``results_dir`` through :func:`load_validated` (``*.json`` files of the result schema;
-    other JSON files are skipped): what ``leaderboard``, ``run``'s board, ``targets``, ``compare``, ``report``
-    and ``progress`` read. A file that fails any check is a :class:`ResultError` naming it and what failed:
-    readers never use a result that ``validate`` refuses."""
-    root = _results_folder(results_dir)
-    ok, refused = load_validated([root], release=release)
-    if refused:
-        raise ResultError(refusal_message(refused))
-    return ok
-
-
 def load_results(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every result in ``results_dir`` with structural checks only (:func:`load_result`): for results built by
-    the caller (tests, conversions). Readers of results folders use :func:`load_valid_results`."""
-    root = _results_folder(results_dir)
+    the caller (tests, conversions). Readers of results folders use :func:`cemnist_baselines.validate.load_valid_results`."""
+    root = results_folder(results_dir)
     return [load_result(p) for p in sorted(root.glob("*.json")) if is_result_file(p)]
 
 
-def _results_folder(results_dir: str | os.PathLike[str]) -> Path:
+def results_folder(results_dir: str | os.PathLike[str]) -> Path:
+    """``results_dir`` as a Path; NoSuchFolderError (exit status 2 in the CLIs) when it is not a folder."""
     root = Path(results_dir)
     if not root.is_dir():
         from cemnist_data.workdirs import NoSuchFolderError
@@ -389,3 +342,53 @@ def format_pm(mu: float | None, sd: float | None, *, scale: float = 100.0, digit
     if sd is None or (isinstance(sd, float) and math.isnan(sd)):
         return f"{mu * scale:.{digits}f}"
     return f"{mu * scale:.{digits}f} ± {sd * scale:.{digits}f}"
+
+
+def run_id(result: dict[str, Any]) -> str:
+    """Identity of a run: hash of method, seed, resolved config, dataset hashes and code version. A trace is
+    bound to the result JSON with the same id."""
+    blob = json.dumps({k: result.get(k) for k in ("method", "seed", "config", "dataset", "package_version",
+                                                   "git_commit")}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_result(*, method: str, seed: int, preset: str, cfg: Any, method_protocol: dict[str, Any],
+                method_source: str, dataset: dict[str, Any], evaluation: dict[str, Any], git_commit: str | None,
+                env: dict[str, Any], tasks: list[list[int]], wall_time_per_task_s: list[float],
+                steps: list[dict[str, Any]], step_tasks: list[int], shared_task0: bool = False,
+                joint: bool = False) -> dict[str, Any]:
+    """The result record of one run (schema :data:`RESULT_SCHEMA`; docs/PROTOCOL.md, "Result files"): the
+    run's identity and config (``cfg``, a :class:`~cemnist_baselines.config.TrainConfig`), the dataset and
+    evaluation pool it was scored on (``evaluation``: split, pool_configs, num_images, num_pixels,
+    pool_num_images; the views are added here), the machine, one entry per trained task (``steps``, each with
+    its pool confusion), the matrices ``R`` and the ``final`` metrics summarised from them
+    (:func:`cemnist_baselines.metrics.summarize`; ``step_tasks``: the last task each step has seen) and the
+    :func:`run_id`. What the trainer writes, and what tests build synthetic records with."""
+    from . import __version__
+    from .metrics import HEADLINE_VIEW, VIEWS, summarize
+
+    summ = summarize(steps, tasks, step_tasks=step_tasks)
+    result: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "method": method, "seed": seed, "setting": cfg.setting, "mode": cfg.mode, "preset": preset,
+        "precision": cfg.precision,
+        "config": cfg.to_dict(),
+        "protocol": cfg.protocol(),
+        "method_protocol": method_protocol,
+        "method_source": method_source,
+        "dataset": dataset,
+        "evaluation": {**evaluation, "views": list(VIEWS), "headline_view": HEADLINE_VIEW},
+        "package_version": __version__,
+        "git_commit": git_commit,
+        "env": env,
+        "class_order": [d for ts in tasks for d in ts],
+        "tasks": tasks,
+        "wall_time_per_task_s": wall_time_per_task_s,
+        "steps": steps,
+        "R": summ["R"],
+        "final": summ["final"],
+        "shared_task0": shared_task0,
+        "joint": joint,
+    }
+    result["run_id"] = run_id(result)
+    return result

@@ -146,7 +146,7 @@ def final_checkpoint(run: Mapping[str, Any], *, checkpoints: str | Path | None =
 
 def _load_final_state(run: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], int]:
     """The final model's state dict and number of output channels, checked to be this run's last checkpoint."""
-    from .artifacts import load_checkpoint
+    from .checkpoints import load_checkpoint
     from .config import complete_config
 
     if not path.is_file():

@@ -15,10 +15,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from cemnist_data.viz._io import figure_to_rgb, new_figure
+from cemnist_data.viz.figures import figure_to_rgb, new_figure
 from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, GifInfo, select_frames, write_gif
 from cemnist_data.viz.overlay import overlay, validate_pair
-from cemnist_data.viz.palette import DIGIT_COLORS_HEX, IGNORE, legend_handles
+from cemnist_data.labels import IGNORE
+from cemnist_data.viz.palette import DIGIT_COLORS_HEX, legend_handles
 from .results import method_sort_key
 
 TRACE_SUFFIX = ".trace.safetensors"

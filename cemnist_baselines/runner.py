@@ -24,11 +24,8 @@ import torch
 
 from .errors import WriteError
 from .config import TrainConfig, complete_config
-from .methods import get_method
+from .registry import expand_group, get_method
 from .trainer import check_mode, check_seed, resolve_device, run_one, run_stem
-
-ALL_METHODS = ("naive", "kd", "mib", "joint")
-
 
 def expand_methods(methods: str | Sequence[str]) -> list[str]:
     """``"all"`` -> naive kd mib joint; validates every name or plug-in reference (ValueError). Two
@@ -37,7 +34,7 @@ def expand_methods(methods: str | Sequence[str]) -> list[str]:
     out: list[str] = []
     by_name: dict[str, str] = {}
     for n in names:
-        for m in (ALL_METHODS if n == "all" else (n,)):
+        for m in expand_group(n):
             name = get_method(m).name
             if name in by_name and by_name[name] != m:
                 raise ValueError(f"methods {by_name[name]!r} and {m!r} are both called {name!r}: their results "
@@ -269,7 +266,8 @@ def run_many(
     info = dataset_info(path=cfg.dataset_path, cache_dir=cache_dir)
     tasks = resolve_tasks(cfg.setting, cfg.class_order, info)
     n_tasks = len(tasks)
-    from .plugins import check_method, is_builtin
+    from .plugins import check_method
+    from .registry import is_builtin
     for n in names:  # plug-ins: a dry call of their hooks on a tiny batch, before any training
         meth = get_method(n)
         if not is_builtin(meth):

@@ -1,4 +1,5 @@
-"""Files written by the baselines: safetensors checkpoints (no pickle), result JSONs, traces; all atomic."""
+"""Files written by the baselines, all atomic: safetensors files with a content hash (no pickle), JSON text;
+and the machine a run ran on (``env_info``). Checkpoints are :mod:`.checkpoints`'."""
 from __future__ import annotations
 
 import errno
@@ -19,9 +20,6 @@ from cemnist_data.fileio import atomic_path
 from cemnist_data.fileio import atomic_write_text as _atomic_write_text
 
 from .errors import WriteError
-
-CKPT_FORMAT = "cemnist-baselines-ckpt/3"
-"""Format of a checkpoint: /3 adds the ``sha256`` entry over tensors and metadata (/2 hashed the tensors only)."""
 
 HASH_KEY = "sha256"
 """Metadata entry holding :func:`content_sha256`: the tensors and every other metadata entry."""
@@ -123,28 +121,6 @@ def read_safetensors(path: str | os.PathLike[str], *, what: str = "file",
     if want is not None and tensors_sha256(tensors) != want:
         raise changed
     return tensors, meta
-
-
-def save_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor],
-                    config: dict[str, Any], progress: dict[str, Any]) -> None:
-    """Model weights as ``model.*`` tensors, extra tensors as ``extra.*``; config/progress JSON in metadata,
-    covered by the file's :data:`HASH_KEY` with the tensors."""
-    tensors = {f"model.{k}": v for k, v in model_state.items()}
-    tensors.update({f"extra.{k}": v for k, v in extra.items()})
-    meta = {"format": CKPT_FORMAT, "config": json.dumps(config, sort_keys=True), "progress": json.dumps(progress)}
-    atomic_save_safetensors(path, tensors, meta)
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """(model_state, extra, config, progress); ValueError if the file is not a baselines checkpoint of this
-    format or its tensors or metadata were changed."""
-    tensors, meta = read_safetensors(path, what="checkpoint", require_hash=True)
-    if meta.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path}: not a {CKPT_FORMAT} checkpoint (metadata format={meta.get('format')!r}); "
-                         f"delete it or run without --resume")
-    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
-    return model, extra, json.loads(meta["config"]), json.loads(meta["progress"])
 
 
 def git_commit() -> str | None:

@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 import torch
 
-NUM_LABELS = 11
-IGNORE = 255
+from cemnist_data.labels import IGNORE
+
 VIEWS = ("future_bg", "future_ignore")
 HEADLINE_VIEW = "future_bg"
 

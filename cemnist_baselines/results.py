@@ -14,9 +14,10 @@ import hashlib
 import json
 import math
 import os
-import stat
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from cemnist_data import fileio
 
 from .registry import METHOD_ORDER
 
@@ -48,36 +49,16 @@ def method_sort_key(method: str) -> tuple[int, str]:
 
 
 def read_regular_file(path: str | os.PathLike[str], *, what: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``: a FIFO, device, socket or
-    folder (also behind a symlink) is refused without blocking on it, and so is a larger or growing file.
-    Errors are :class:`ResultError` naming the file and the fix."""
+    """The bytes of ``path`` read with :func:`cemnist_data.fileio.read_regular_file` (regular files of at most
+    ``max_bytes`` only: a FIFO, device, socket or folder, also behind a symlink, is refused without blocking on it,
+    and so is a larger or growing file). Errors are :class:`ResultError` naming the file, the ``what`` and the fix."""
     p = Path(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(p, flags)
+        return fileio.read_regular_file(p, max_bytes=max_bytes)
+    except fileio.RefusedFileError as e:
+        raise ResultError(f"{e}, or, if it is not a {what}, move it out of the folder") from e
     except OSError as e:
         raise ResultError(f"{p}: cannot read the {what} ({e.strerror or e})") from e
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                    else "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
-            raise ResultError(f"{p}: is {kind}, not a regular file; a {what} must be a plain file: move it out of "
-                              f"the folder (or replace it with the real file)")
-        chunks: list[bytes] = []
-        n = 0
-        while True:
-            block = os.read(fd, min(1 << 20, max_bytes + 1 - n))
-            if not block:
-                break
-            chunks.append(block)
-            n += len(block)
-            if n > max_bytes:
-                raise ResultError(f"{p}: larger than {max_bytes:,} bytes, the most a {what} may have; it is not "
-                                  f"one: move it out of the folder")
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def read_json_file(path: str | os.PathLike[str], *, what: str = "result JSON") -> Any:

@@ -303,11 +303,11 @@ def test_r2_item09_fifo_dev_zero_and_huge_json_never_block_or_grow(tmp_path, tin
     res = subprocess.run([sys.executable, "-c", _READERS, str(r)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = {ln.split(" ", 1)[0]: ln for ln in res.stdout.splitlines()}
-    fifo = f"{r / 'naive-2-2-overlap-seed0.json'}: is a FIFO, not a regular file"
-    zero = f"{r / 'kd-2-2-overlap-seed0.json'}: is a device, not a regular file"
-    huge = f"{r / 'huge.json'}: larger than 16,777,216 bytes"
+    fifo = f"{r / 'naive-2-2-overlap-seed0.json'} is a FIFO (named pipe), not a regular file"
+    zero = f"{r / 'kd-2-2-overlap-seed0.json'} is a character device, not a regular file"
+    huge = f"{r / 'huge.json'} is 17,825,792 bytes, more than the 16,777,216 bytes"
     assert lines["validate"].startswith("validate 1 ") and all(
-        s.split(": ", 1)[1] in lines["validate"] for s in (fifo, zero, huge)), lines["validate"]
+        s.split(" is ", 1)[1] in lines["validate"] for s in (fifo, zero, huge)), lines["validate"]
     assert lines["leaderboard"].startswith("leaderboard 1 ") and "refused" in lines["leaderboard"]
     for cmd in ("targets", "report"):
         assert lines[cmd].startswith(f"{cmd} 2 ") and fifo in lines[cmd] and zero in lines[cmd], lines[cmd]

@@ -5,7 +5,7 @@
 #        takes hours on 2 cores), 2 runs at a time, one thread each (faster than one run on two threads:
 #        bench/bench_cpu_protocol.py)
 #   GPU: the whole board: every built-in method, seeds 0 1 2, overlap and disjoint, 4 runs at a time
-# Override with PRESET=tiny|default|long SEEDS="0 1 2" METHODS="all lwf pl replay ilt plop plop_tuned"
+# Override with PRESET=tiny|default|long SEEDS="0 1 2" METHODS="all" (every built-in) or "naive mib ..."
 #   MODES="overlap disjoint" JOBS=N OUT=DIR ./run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,12 +18,12 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 if python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   JOBS="${JOBS:-4}"
   SEEDS="${SEEDS:-0 1 2}"
-  METHODS="${METHODS:-all lwf pl replay ilt plop plop_tuned}"
+  METHODS="${METHODS:-all}"
   MODES="${MODES:-overlap disjoint}"
 else
   JOBS="${JOBS:-2}"
   SEEDS="${SEEDS:-0}"
-  METHODS="${METHODS:-all}"
+  METHODS="${METHODS:-naive kd mib joint}"
   MODES="${MODES:-overlap}"
 fi
 PRESET="${PRESET:-default}"

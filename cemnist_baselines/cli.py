@@ -2,7 +2,7 @@
 
   cemnist-baselines run --method mib --seeds 0 1 2 [--jobs K] [--preset tiny] [--device auto|cpu|cuda[:N]]
                         [--out DIR] [--resume] [--trace] [--overwrite]
-  cemnist-baselines run --method all                    # naive kd mib joint, the default protocol
+  cemnist-baselines run --method all                    # every built-in method (the board's rows)
   cemnist-baselines run --method my_package.my_module:MyMethod   # your own Method subclass
   cemnist-baselines leaderboard --results DIR [DIR ...] [--out DIR] [--readme README.md]   # validated runs only
   cemnist-baselines validate RESULT.json [...]  # schema, dataset hashes, protocol, confusions, metrics
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     _with_parent(sub, verbose)
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"],
-                   help="naive kd lwf ilt pl mib plop plop_tuned replay joint, all (= naive kd mib joint, the default), an "
+                   help="naive kd lwf ilt pl mib plop plop_tuned replay joint, all (= every built-in, the default), an "
                         "installed plug-in's name, or module:Class (your own Method subclass)")
     r.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (default, long), 0 (tiny)")
     r.add_argument("--preset", default="default", choices=sorted(PRESETS))

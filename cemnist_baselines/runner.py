@@ -28,7 +28,7 @@ from .registry import expand_group, get_method
 from .trainer import check_mode, check_seed, resolve_device, run_one, run_stem
 
 def expand_methods(methods: str | Sequence[str]) -> list[str]:
-    """``"all"`` -> naive kd mib joint; validates every name or plug-in reference (ValueError). Two
+    """``"all"`` -> every built-in (:data:`~cemnist_baselines.registry.METHOD_GROUPS`); validates every name or plug-in reference (ValueError). Two
     references to methods of one name are refused."""
     names = [methods] if isinstance(methods, str) else list(methods)
     out: list[str] = []

@@ -47,7 +47,7 @@ lb() {  # extra args; bounded by LB_MAX and by the budget minus 120 s for the be
   local lim=$(( $(left) - 120 )); [ "$lim" -gt "$LB_MAX" ] && lim=$LB_MAX
   [ "$lim" -lt 30 ] && { echo "no time left for the leaderboard"; return 124; }
   local s=$(date +%s)
-  timeout --signal=TERM --kill-after=10 "$lim" cemnist-baselines run --method all --seeds 0 1 2 --preset "$PRESET" \
+  timeout --signal=TERM --kill-after=10 "$lim" cemnist-baselines run --method naive kd mib joint --seeds 0 1 2 --preset "$PRESET" \
     --device "$DEVICE" --jobs "$JOBS" --trace --no-progress --out "$RES" "${EXTRA[@]}" "$@"
   local rc=$?
   echo "leaderboard rc=$rc wall $(( $(date +%s) - s )) s (limit $lim s) $*"

@@ -10,6 +10,7 @@ from cemnist_baselines import seeding, trainer
 from cemnist_baselines.artifacts import read_safetensors
 from cemnist_baselines.checkpoints import load_checkpoint
 from cemnist_baselines.methods import Method
+from cemnist_baselines.registry import BUILTIN_METHODS, METHOD_ORDER
 from cemnist_baselines.runner import expand_methods, run_many, schedule
 from cemnist_baselines.trainer import resolve_device, run_one
 
@@ -174,7 +175,8 @@ def test_bad_values_are_clear_errors(tmp_path, tiny_cfg):
 
 
 def test_schedule_starts_one_incremental_run_per_seed():
-    assert expand_methods("all") == ["naive", "kd", "mib", "joint"]
+    assert expand_methods("all") == list(METHOD_ORDER) and set(METHOD_ORDER) == set(BUILTIN_METHODS)
+    assert expand_methods(["kd", "all"])[:2] == ["kd", "naive"] and len(expand_methods(["kd", "all"])) == 10
     assert schedule(["naive", "kd", "mib", "joint"], [0, 1]) == [
         ("naive", 0), ("naive", 1), ("joint", 0), ("joint", 1), ("kd", 0), ("mib", 0), ("kd", 1), ("mib", 1)]
 

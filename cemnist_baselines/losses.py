@@ -161,23 +161,12 @@ def plop_pseudo_ce(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, c_old: 
 
 
 def local_pod_embedding(x: torch.Tensor, scales: tuple[int, ...] = (1, 2, 4)) -> torch.Tensor:
-    """PLOP's Local POD embedding of a square map [B, C, H, W]: for each scale s and each of the s x s regions
-    of side k = W // s, the region's mean over width ([B, C*k]) and over height; concatenated."""
-    b, w = x.shape[0], x.shape[-1]
-    emb = []
-    for s in scales:
-        k = w // s
-        for i in range(s):
-            for j in range(s):
-                r = x[..., i * k:(i + 1) * k, j * k:(j + 1) * k]
-                emb.append(r.mean(dim=3).reshape(b, -1))
-                emb.append(r.mean(dim=2).reshape(b, -1))
-    return torch.cat(emb, dim=1)
+    """PLOP's Local POD embedding of a square map [B, C, H, W] (PLOP ``train.py``, ``_local_pod`` with
+    ``normalize=False``): for each scale s and each of the s x s regions of side k = W // s, the region's mean
+    over width and over height, concatenated into [B, D].
 
-
-def local_pod_embedding_fast(x: torch.Tensor, scales: tuple[int, ...] = (1, 2, 4)) -> torch.Tensor:
-    """The entries of :func:`local_pod_embedding` in another order (one reshape per scale instead of a slice per
-    region): equal Frobenius norms of differences, far fewer autograd nodes."""
+    The entries are PLOP's in another order (one reshape per scale instead of a slice per region: far fewer
+    autograd nodes); the losses use only norms of differences, which the order does not change."""
     b, c, w = x.shape[0], x.shape[1], x.shape[-1]
     emb = []
     for s in scales:
@@ -221,7 +210,7 @@ def local_pod_terms(old: list[torch.Tensor], new: list[torch.Tensor], *, c_old: 
                 raise ValueError(f"only the last map (logits) may have extra channels; map {i}: {tuple(a.shape)} "
                                  f"vs {tuple(b.shape)}")
             b = torch.cat([b[:, :1] + b[:, c_old:].sum(dim=1, keepdim=True), b[:, 1:c_old]], dim=1)
-        ea, eb = local_pod_embedding_fast(a.pow(2), scales), local_pod_embedding_fast(b.pow(2), scales)
+        ea, eb = local_pod_embedding(a.pow(2), scales), local_pod_embedding(b.pow(2), scales)
         layer = torch.linalg.vector_norm(ea - eb, dim=-1).mean()
         layer = (logits_factor if last else factor) * layer
         if schedule:

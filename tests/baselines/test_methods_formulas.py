@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cemnist_baselines.losses import (feature_distillation_loss, plop_find_median, mib_kd_loss, local_pod_embedding,
-                                      local_pod_embedding_fast, local_pod_loss, local_pod_terms, plop_entropy,
+                                      local_pod_loss, local_pod_terms, plop_entropy,
                                       plop_pseudo_ce, plop_thresholds, pseudo_label_targets)
 from cemnist_baselines.methods import Method, Replay, TaskContext, memory_quotas, overrides
 from cemnist_baselines.model import SEGNET_BLOCKS
@@ -246,14 +246,20 @@ def _pod_ref(old, new, index_new_class, nb_current, nb_new):
 
 def test_local_pod_embedding_hand_checked():
     x = torch.tensor([[[[1.0, 2.0], [3.0, 5.0]]]], dtype=D)
-    # scale 1: row means (1.5, 4), column means (2, 3.5); scale 2 (k=1): each pixel twice
+    # scale 1: row means (1.5, 4), column means (2, 3.5); scale 2 (k=1): each pixel, once as a row mean and once as a
+    # column mean (PLOP's order interleaves them per region: 1, 1, 2, 2, 3, 3, 5, 5)
     assert local_pod_embedding(x, (1,)).tolist() == [[1.5, 4.0, 2.0, 3.5]]
-    assert local_pod_embedding(x, (1, 2)).tolist() == [[1.5, 4.0, 2.0, 3.5, 1, 1, 2, 2, 3, 3, 5, 5]]
+    assert _local_pod_ref(x, (1,)).tolist() == [[1.5, 4.0, 2.0, 3.5]]
+    assert local_pod_embedding(x, (1, 2)).tolist() == [[1.5, 4.0, 2.0, 3.5, 1, 2, 3, 5, 1, 2, 3, 5]]
+    assert _local_pod_ref(x, (1, 2)).tolist() == [[1.5, 4.0, 2.0, 3.5, 1, 1, 2, 2, 3, 3, 5, 5]]
     for shape in [(2, 3, 60, 60), (2, 3, 15, 15), (2, 3, 30, 30)]:
-        a = _rand(*shape, seed=7)
-        assert torch.equal(local_pod_embedding(a), _local_pod_ref(a))
-        fast = local_pod_embedding_fast(a)
-        assert torch.allclose(fast.sort(dim=1).values, local_pod_embedding(a).sort(dim=1).values, rtol=1e-12)
+        a, b = _rand(*shape, seed=7), _rand(*shape, seed=8)
+        ours, ref = local_pod_embedding(a), _local_pod_ref(a)
+        assert ours.shape == ref.shape
+        assert torch.allclose(ours.sort(dim=1).values, ref.sort(dim=1).values, rtol=1e-12)
+        # the loss sees only norms of differences: equal to PLOP's order
+        assert torch.allclose(torch.linalg.vector_norm(ours - local_pod_embedding(b), dim=-1),
+                              torch.linalg.vector_norm(ref - _local_pod_ref(b), dim=-1), rtol=1e-12)
 
 
 def test_local_pod_loss_hand_checked_and_vs_transcription():

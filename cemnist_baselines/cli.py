@@ -33,8 +33,8 @@ from .config import DEFAULT_SEEDS, EVAL_SPLITS, PRESETS, SCHEDULES, get_config
 
 
 def _parser() -> argparse.ArgumentParser:
-    # Over 100 lines on purpose: only argparse declarations, one block per command, in the order of --help.
-    from cemnist_data.cli import _with_parent, verbosity_parent
+    """The ``cemnist-baselines`` parser: one ``_add_*`` function per command, in the order of ``--help``."""
+    from cemnist_data.cli import verbosity_parent, with_parent
 
     from . import __version__
 
@@ -43,7 +43,15 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, parents=[verbose])
     p.add_argument("--version", action="version", version=f"cemnist-baselines {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    _with_parent(sub, verbose)
+    with_parent(sub, verbose)
+    for add in (_add_run, _add_leaderboard, _add_validate, _add_targets, _add_compare, _add_progress, _add_report,
+                _add_export):
+        add(sub)
+    return p
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    """The ``run`` command's options."""
     r = sub.add_parser("run", help="train methods x seeds, write result JSONs and the leaderboard")
     r.add_argument("--method", nargs="+", default=["all"],
                    help="naive kd lwf ilt pl mib plop plop_tuned replay joint, all (= every built-in, the default), an "
@@ -85,20 +93,36 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_false", default=None,
                    help="run the old model on every batch instead of caching its logits once per task")
     r.add_argument("--cache-dir", default=None, help="dataset cache (default $CEMNIST_CACHE or ~/.cache/cemnist)")
+
+
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    """The ``leaderboard`` command's options."""
     lb = sub.add_parser("leaderboard", help="aggregate validated result JSONs into LEADERBOARD.md, leaderboard.csv "
                                             "and results.parquet (+ README.md YAML for datasets.load_dataset)")
     lb.add_argument("--results", required=True, nargs="+", help="folder(s) of result JSONs (yours and others')")
     lb.add_argument("--out", default=None, help="default: the results folder (required with several folders)")
     lb.add_argument("--readme", default=None, metavar="README.md",
                     help="also replace the tables between the leaderboard markers of this file")
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    """The ``validate`` command's options."""
     va = sub.add_parser("validate", help="check result JSONs: schema, dataset hashes, protocol, confusions, metrics")
     va.add_argument("paths", nargs="+", help="result JSON files or folders of them")
+
+
+def _add_targets(sub: argparse._SubParsersAction) -> None:
+    """The ``targets`` command's options."""
     tg = sub.add_parser("targets", help="check the quality targets (targets.csv) on a results folder")
     tg.add_argument("--results", required=True, help="folder of result JSONs")
     tg.add_argument("--preset", default="default", choices=sorted(PRESETS), help="the protocol to check")
     tg.add_argument("--setting", default="2-2")
     tg.add_argument("--mode", default="overlap", choices=["overlap", "disjoint"])
     tg.add_argument("--device", default=None, help="only rows of this device type (cpu, cuda)")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    """The ``compare`` command's options."""
     cp = sub.add_parser("compare", help="a re-run (another device, another machine) against a reference board")
     cp.add_argument("--reference", required=True, help="folder of the reference board's result JSONs (results/v1)")
     cp.add_argument("--results", required=True, help="folder of the re-run's result JSONs")
@@ -111,8 +135,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="leaderboard columns to compare")
     cp.add_argument("--k", type=float, default=3.0, help="tolerance: k x the reference seed std ...")
     cp.add_argument("--floor", type=float, default=0.03, help="... but at least this")
+
+
+def _add_progress(sub: argparse._SubParsersAction) -> None:
+    """The ``progress`` command's options."""
     pg = sub.add_parser("progress", help="per-task metrics of (unfinished) runs, read from their checkpoints")
     pg.add_argument("--results", required=True, help="folder of a run group")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """The ``report`` command's options."""
     rp = sub.add_parser("report", help="plots, GIF animations and one self-contained HTML page (needs cemnist[viz])")
     rp.add_argument("results", help="folder of result JSONs (and traces)")
     rp.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
@@ -122,6 +154,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--every", type=int, default=1, help="confusion GIF: draw every k-th epoch (task ends always)")
     rp.add_argument("--max-frames", type=int, default=60, help="GIF frame cap (default 60)")
     rp.add_argument("--max-gif-mb", type=float, default=5.0, help="GIF size cap in MB (default 5)")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` command's options."""
     ex = sub.add_parser("export", help="a run as a Hub model repo folder: safetensors weights, model card, its result "
                                        "files and .eval_results/ for the CEMNIST benchmark (--push uploads it)")
     ex.add_argument("source", metavar="RUN_OR_FOLDER", help="a result JSON, or a folder of them (choose with --method, "
@@ -139,7 +175,6 @@ def _parser() -> argparse.ArgumentParser:
                     help="upload the folder to this Hub model repo (created with the Hub's default visibility)")
     ex.add_argument("--private", action="store_true", help="with --push: create the repo as private")
     ex.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export in --out")
-    return p
 
 
 def cmd_run(a: argparse.Namespace, command: str) -> int:

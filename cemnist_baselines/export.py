@@ -427,13 +427,13 @@ def push_model_repo(folder: str | Path, repo_id: str, *, api: Any = None, privat
     ``private=None`` leaves a new repo's visibility to the Hub's default. A Hub that cannot be reached or
     refuses is a :class:`cemnist_data.publish.HubError` with one line saying what is on the Hub.
     """
-    from cemnist_data.publish import _call, default_api
+    from cemnist_data.publish import call_hub, default_api
 
     api = api if api is not None else default_api()
     where = f"{repo_id} (model repo)"
-    _call(api.create_repo, repo_id, repo_type="model", exist_ok=True, private=private,
+    call_hub(api.create_repo, repo_id, repo_type="model", exist_ok=True, private=private,
           doing=f"creating {where}", state="nothing was uploaded")
-    info = _call(api.upload_folder, repo_id=repo_id, repo_type="model", folder_path=str(folder),
+    info = call_hub(api.upload_folder, repo_id=repo_id, repo_type="model", folder_path=str(folder),
                  commit_message=commit_message or "CEMNIST baseline (cemnist-baselines export)",
                  allow_patterns=list(UPLOAD_PATTERNS), delete_patterns=list(DELETE_PATTERNS),
                  doing=f"uploading {folder} to {where}",

@@ -219,7 +219,7 @@ def setup_logging(verbose: int) -> None:
         logger.addHandler(handler)
 
 
-def _with_parent(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def with_parent(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     """Give every subcommand made by ``sub.add_parser`` (the viz commands' too) the options of ``parent``."""
     add = sub.add_parser
 
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cemnist {__version__}",
                    help="print the package version and exit")
     sub = p.add_subparsers(dest="command", required=True)
-    _with_parent(sub, verbose)
+    with_parent(sub, verbose)
 
     b = sub.add_parser("build", help="render a release folder (parquet + card + manifest)")
     b.add_argument("--out", required=True, help="release folder to create")
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("cache", help="look after the cache ($CEMNIST_CACHE)")
     ksub = k.add_subparsers(dest="cache_command", required=True)
-    _with_parent(ksub, verbose)
+    with_parent(ksub, verbose)
     kc = ksub.add_parser("clean", help="remove folders of killed builds/downloads and Arrow copies nothing reads")
     kc.add_argument("--dry-run", action="store_true", help="only say what would be removed and how much it frees")
     kc.add_argument("--cache-dir", help="cache folder (default: $CEMNIST_CACHE or ~/.cache/cemnist)")

@@ -94,7 +94,9 @@ def hub_error(exc: BaseException, *, doing: str, state: str) -> HubError | None:
     return HubError(f"{doing} failed: {why}. {state}")
 
 
-def _call(fn: Any, *args: Any, doing: str, state: str, **kwargs: Any) -> Any:
+def call_hub(fn: Any, *args: Any, doing: str, state: str, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` (a Hub API call); a Hub failure becomes the one-line error of :func:`hub_error`
+    (what was being done, what state the Hub is left in); anything else propagates unchanged."""
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001  classified below; anything else propagates unchanged
@@ -140,7 +142,7 @@ def _check_hub(plan: PublishPlan, api: HubApi, *, private: bool | None, dry_run:
     state = "nothing was uploaded"
     try:
         try:
-            info = _call(api.repo_info, plan.repo_id, repo_type="dataset", doing=f"looking up datasets/{plan.repo_id}",
+            info = call_hub(api.repo_info, plan.repo_id, repo_type="dataset", doing=f"looking up datasets/{plan.repo_id}",
                          state=state)
         except HubError as exc:
             if isinstance(exc.__cause__, RepositoryNotFoundError):
@@ -151,7 +153,7 @@ def _check_hub(plan: PublishPlan, api: HubApi, *, private: bool | None, dry_run:
             plan.repo_exists, plan.repo_private = True, getattr(info, "private", None)
         tags: dict[str, str] = {}
         if plan.repo_exists:
-            refs = _call(api.list_repo_refs, plan.repo_id, repo_type="dataset",
+            refs = call_hub(api.list_repo_refs, plan.repo_id, repo_type="dataset",
                          doing=f"listing the tags of datasets/{plan.repo_id}", state=state)
             tags = {t.name: getattr(t, "target_commit", "") for t in getattr(refs, "tags", [])}
     except HubError as exc:
@@ -238,9 +240,9 @@ def publish_release(
         return p
     what = f"CEMNIST release {p.version}" if p.release else f"CEMNIST custom build {p.version} (not a release)"
     where = f"datasets/{p.repo_id}"
-    _call(api.create_repo, p.repo_id, repo_type="dataset", exist_ok=True, private=private,
+    call_hub(api.create_repo, p.repo_id, repo_type="dataset", exist_ok=True, private=private,
           doing=f"creating {where}", state="nothing was uploaded")
-    info = _call(api.upload_folder, repo_id=p.repo_id, repo_type="dataset", folder_path=str(p.folder),
+    info = call_hub(api.upload_folder, repo_id=p.repo_id, repo_type="dataset", folder_path=str(p.folder),
                  commit_message=what, allow_patterns=list(UPLOAD_PATTERNS), delete_patterns=list(DELETE_PATTERNS),
                  doing=f"uploading {p.folder} to {where}",
                  state=f"no commit was made (a commit is all or nothing); run the same command again")
@@ -249,7 +251,7 @@ def publish_release(
         raise HubError(f"uploading to {where} returned no commit id ({info!r}); the tag {p.tag} was not created. "
                        f"Check the repo's history on the Hub, then tag the upload commit yourself")
     p.commit = oid
-    _call(api.create_tag, p.repo_id, tag=p.tag, repo_type="dataset", tag_message=what, revision=oid,
+    call_hub(api.create_tag, p.repo_id, tag=p.tag, repo_type="dataset", tag_message=what, revision=oid,
           doing=f"tagging commit {oid[:12]} of {where} as {p.tag}",
           state=(f"The files are committed ({oid}) but not tagged: run the same command again (the upload is then "
                  f"empty), or tag it: HfApi().create_tag({p.repo_id!r}, repo_type='dataset', tag={p.tag!r}, "

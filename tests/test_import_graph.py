@@ -106,3 +106,51 @@ def test_the_baselines_use_no_private_module_of_the_data_package():
     bad = {m: sorted(t for t in ts if t.startswith("cemnist_data") and any(p.startswith("_") for p in t.split(".")))
            for m, ts in import_graph().items() if m.startswith("cemnist_baselines")}
     assert {m: ts for m, ts in bad.items() if ts} == {}
+
+
+
+def private_cross_imports(mod: str, source: str) -> list[str]:
+    """``["other_pkg.module:_name", ...]``: names starting with ``_`` that module ``mod`` (source text ``source``)
+    imports from the other package (``from cemnist_data.cli import _helper``)."""
+    pkg = mod.split(".")[0]
+    return [f"{node.module}:{a.name}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module
+            and node.module.split(".")[0] in PACKAGES and node.module.split(".")[0] != pkg
+            for a in node.names if a.name.startswith("_")]
+
+
+def test_no_private_name_is_imported_from_the_other_package():
+    bad = {m: private_cross_imports(m, p.read_text()) for m, p in _modules().items()}
+    assert {m: b for m, b in bad.items() if b} == {}
+
+
+def test_the_cross_package_check_sees_a_private_import():
+    src = "from cemnist_data.cli import _secret, public\nfrom cemnist_data import fileio\nfrom ._own import _x\n"
+    assert private_cross_imports("cemnist_baselines.cli", src) == ["cemnist_data.cli:_secret"]
+    assert private_cross_imports("cemnist_data.cli", src) == []  # its own package: allowed
+
+
+def long_functions(source: str, *, limit: int = 100) -> list[tuple[str, int]]:
+    """``[(name, lines)]`` of the functions in ``source`` longer than ``limit`` lines whose docstring or comments
+    do not say why (the words "over 100 lines")."""
+    lines = source.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            text = "\n".join(lines[node.lineno - 1:node.end_lineno]).lower()
+            if n > limit and "over 100 lines" not in text:
+                out.append((node.name, n))
+    return out
+
+
+def test_no_function_over_100_lines_without_a_reason():
+    bad = {m: long_functions(p.read_text()) for m, p in _modules().items()}
+    assert {m: b for m, b in bad.items() if b} == {}
+
+
+def test_the_length_check_counts_lines_and_reads_the_reason():
+    body = "".join(f"    x{i} = {i}\n" for i in range(100))
+    assert long_functions("def f():\n" + body) == [("f", 101)]
+    assert long_functions("def f():\n    # over 100 lines on purpose: a table\n" + body) == []
+    assert long_functions("def f():\n" + body[:-len("    x99 = 99\n")]) == []

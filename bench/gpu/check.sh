@@ -13,7 +13,7 @@
 #          (results/v1; compare's tolerance) and its seed-0 run step by step (the same batches on every device)
 #          + eager microbench (bf16/fp32, channels_last/NCHW, batch 32/72; CUDA kernels per step)
 #   d      the same run in a fresh process: bitwise-identical confusions? (cuDNN benchmarking on: may differ)
-#   r      replay --resume on DEVICE (issue 22's crash), deterministic, equal to the uninterrupted run?
+#   r      replay --resume on DEVICE (a resume once crashed there), deterministic, equal to the uninterrupted run?
 #   j      cemnist-baselines run --jobs 2 on DEVICE
 #   t      the gpu-marked tests (tests/baselines/test_gpu_paths.py, test_env.py)
 #   c      the default run with --compile (first epoch of a task = compile)     [GPU only; CPU: SKIP]

@@ -31,7 +31,7 @@ from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet, grow_head
 from cemnist_baselines.data import label_maps
 from cemnist_baselines.inference import teacher_logits
-from cemnist_baselines.trainer import make_step, train_epoch
+from cemnist_baselines.optim_step import make_step, train_epoch
 
 
 def model_flops(num_classes: int = 11, width: int = 32, hw: int = 60) -> float:

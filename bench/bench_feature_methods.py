@@ -24,7 +24,7 @@ from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet, grow_head
 from cemnist_baselines.data import label_maps
 from cemnist_baselines.inference import teacher_logits, teacher_outputs
-from cemnist_baselines.trainer import make_step, train_epoch
+from cemnist_baselines.optim_step import make_step, train_epoch
 
 
 def train_rate(method: str, *, cache: bool, n: int, batch: int = 32, epochs: int = 2) -> float:

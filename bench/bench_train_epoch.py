@@ -38,7 +38,8 @@ from cemnist_baselines.data import load_task_data
 from cemnist_baselines.losses import tutorial_kd_loss
 from cemnist_baselines.model import SimpleSegNet, grow_head
 from cemnist_baselines.data import label_maps
-from cemnist_baselines.trainer import make_step, resolve_device, train_epoch
+from cemnist_baselines.devices import resolve_device
+from cemnist_baselines.optim_step import make_step, train_epoch
 
 
 def _sync(dev: torch.device) -> None:

@@ -7,7 +7,7 @@ benchmarking as its config says, and with ``deterministic`` cuDNN's deterministi
 ``torch.use_deterministic_algorithms(True, warn_only=True)``. CPU runs change nothing here.
 
 The flags are global to a process: :func:`backend_settings` sets them for one run and restores them after;
-:func:`apply_backend_settings` only sets them (for scripts that call :func:`~cemnist_baselines.trainer.make_step`
+:func:`apply_backend_settings` only sets them (for scripts that call :func:`~cemnist_baselines.optim_step.make_step`
 directly). :func:`backend_record` is what a result's ``env`` records of them.
 """
 from __future__ import annotations

@@ -3,15 +3,19 @@ checkpoint that the incremental methods of one seed reuse, and what a trace (``-
 
 A checkpoint is one safetensors file (no pickle): the model weights as ``model.*``, the trace and the method
 state (``method.*``) as ``extra.*``, the config and the run's progress as JSON metadata, all covered by one
-content hash (:data:`cemnist_baselines.artifacts.HASH_KEY`). Files: ``checkpoints/{stem}/step{i}.safetensors``
-after every task and ``checkpoints/_shared/task0-{setting}-{mode}-seed{seed}-{key}.safetensors``, keyed by
-:func:`task0_key` (docs/PROTOCOL.md, "Shared task 0").
+content hash (:data:`cemnist_baselines.artifacts.HASH_KEY`). Files: ``checkpoints/{stem}/task{i}.safetensors``
+after every task (:func:`task_checkpoint`; earlier versions named them ``step{i}.safetensors``, which
+:func:`task_checkpoints` still finds) and ``checkpoints/_shared/task0-{setting}-{mode}-seed{seed}-{key}.safetensors``,
+keyed by :func:`task0_key` (docs/PROTOCOL.md, "Shared task 0"). A checkpoint's ``progress`` metadata keeps the
+per-task records under the key ``steps``, as the result JSON does (:mod:`cemnist_baselines.results`).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,6 +54,44 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model, extra, json.loads(meta["config"]), json.loads(meta["progress"])
+
+
+TASK_CHECKPOINT = re.compile(r"^(?:task|step)(\d+)\.safetensors$")
+"""Name of a run's checkpoint after its task ``i``: ``task{i}.safetensors``, or ``step{i}.safetensors`` as
+earlier versions wrote it (still read, never written)."""
+
+
+def task_checkpoint(folder: Path, i: int) -> Path:
+    """Where a run writes its checkpoint after task ``i`` (the ``i``-th entry of its plan) in ``folder``."""
+    return folder / f"task{i}.safetensors"
+
+
+def task_checkpoints(folder: Path) -> dict[int, Path]:
+    """The run's checkpoints in ``folder`` by task index, under either name of :data:`TASK_CHECKPOINT`
+    (``task{i}`` wins over an older ``step{i}`` of the same index); empty when there is no such folder."""
+    if not folder.is_dir():
+        return {}
+    found: dict[int, Path] = {}
+    for f in sorted(folder.iterdir(), key=lambda f: f.name.startswith("task")):  # task{i} last: it wins
+        m = TASK_CHECKPOINT.match(f.name)
+        if m is not None:
+            found[int(m.group(1))] = f
+    return dict(sorted(found.items()))
+
+
+def remove_task_checkpoints(folder: Path) -> None:
+    """Delete every per-task checkpoint in ``folder`` (both names): a fresh run leaves none of an older one."""
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if TASK_CHECKPOINT.match(f.name):
+                f.unlink()
+
+
+def trace_epochs(epochs: int, every: int) -> list[int]:
+    """1-based epochs whose pool confusion ``--trace`` records: every ``every``-th (0 = auto, about 4 per
+    task: each frame scores the whole evaluation pool) and always the last."""
+    k = every if every > 0 else max(1, math.ceil(epochs / 4))
+    return sorted(set(range(k, epochs + 1, k)) | {epochs})
 
 
 class Trace:
@@ -133,21 +175,22 @@ def shared_task0_lock(path: Path | None) -> Iterator[None]:
 
 @dataclass
 class RunProgress:
-    """What a run has done so far, as its checkpoints save and restore it: the per-task records (``steps``,
-    one per trained task), the wall times, whether task 0 came from the shared checkpoint, the method's state
+    """What a run has done so far, as its checkpoints save and restore it: the per-task records
+    (``task_records``, one per trained task; the key ``steps`` of the checkpoint's progress and of the result
+    JSON), the wall times, whether task 0 came from the shared checkpoint, the method's state
     (tensors the hooks keep) and the trace."""
 
     method: str
     seed: int
     config: dict[str, Any]
     trace: Trace | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    task_records: list[dict[str, Any]] = field(default_factory=list)
     walls: list[float] = field(default_factory=list)
     shared_task0: bool = False
     method_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def progress(self, model: SimpleSegNet) -> dict[str, Any]:
-        return {"steps": self.steps, "wall_time_per_task_s": self.walls, "shared_task0": self.shared_task0,
+        return {"steps": self.task_records, "wall_time_per_task_s": self.walls, "shared_task0": self.shared_task0,
                 "num_classes": model.num_classes, "method": self.method, "seed": self.seed}
 
     def save(self, path: Path, model: SimpleSegNet, *, with_state: bool = True) -> None:
@@ -161,16 +204,17 @@ class RunProgress:
     def restore(self, path: Path, model: SimpleSegNet, device: torch.device) -> None:
         """Continue from the checkpoint ``path`` of this run (``--resume``); ValueError when another run
         (config, method or seed) wrote it."""
-        state, extra, c, prog = load_checkpoint(path)
-        c = complete_config(c)
-        if c != self.config or prog["method"] != self.method or prog["seed"] != self.seed:
-            diff = sorted(k for k in set(c) | set(self.config) if c.get(k) != self.config.get(k))
+        state, extra, config, prog = load_checkpoint(path)
+        config = complete_config(config)
+        if config != self.config or prog["method"] != self.method or prog["seed"] != self.seed:
+            diff = sorted(k for k in set(config) | set(self.config) if config.get(k) != self.config.get(k))
             raise ValueError(f"checkpoint {path} was written by a different run (config fields differing: {diff}, "
                              f"method {prog['method']!r}, seed {prog['seed']}); delete it or run without --resume")
         if model.num_classes != prog["num_classes"]:
             grow_head(model, prog["num_classes"] - model.num_classes, generator=torch.Generator().manual_seed(0))
         model.load_state_dict({k: v.to(device) for k, v in state.items()})
-        self.steps, self.walls, self.shared_task0 = prog["steps"], prog["wall_time_per_task_s"], prog["shared_task0"]
+        self.task_records, self.walls = prog["steps"], prog["wall_time_per_task_s"]
+        self.shared_task0 = prog["shared_task0"]
         self.method_state.clear()
         self.method_state.update({k[len("method."):]: v for k, v in extra.items() if k.startswith("method.")})
         state_to_device(self.method_state, device)
@@ -190,7 +234,7 @@ class RunProgress:
             import warnings
             warnings.warn(f"{e}; recomputing the shared task-0 checkpoint", stacklevel=3)
             return False
-        self.steps[:] = prog["steps"]
+        self.task_records[:] = prog["steps"]
         self.walls[:] = prog["wall_time_per_task_s"]
         self.shared_task0 = True
         return True

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from cemnist_data.spec import MODES
+
 SCHEDULES = ("constant", "cosine", "onecycle")
 EVAL_SPLITS = ("test", "validation")
 
@@ -166,6 +168,14 @@ def complete_config(d: dict[str, Any]) -> dict[str, Any]:
     out = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in d}
     out.update(d)
     return out
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` itself when it is one of :data:`cemnist_data.spec.MODES` (overlap or disjoint, docs/PROTOCOL.md);
+    else a ValueError."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose 'overlap' or 'disjoint'")
+    return mode
 
 
 def get_config(preset: str = "default", **overrides: Any) -> TrainConfig:

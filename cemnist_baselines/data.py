@@ -71,7 +71,7 @@ def load_task_data(
 def _subset_index(n: int, k: int | None, *, purpose: str) -> torch.Tensor | None:
     """Sorted indices of one fixed seeded subset of ``k`` of ``n`` rows (``None`` = all rows).
 
-    The seed is a protocol constant, not the run seed: every run and every step sees the same images."""
+    The seed is a protocol constant, not the run seed: every run sees the same images at every task."""
     if k is None or k >= n:
         return None
     import hashlib

@@ -138,10 +138,14 @@ def select_run(source: str | Path, *, method: str | None = None, mode: str | Non
 
 # ----------------------------------------------------------------------------- the final checkpoint
 def final_checkpoint(run: Mapping[str, Any], *, checkpoints: str | Path | None = None) -> Path:
-    """``checkpoints/{stem}/step{last}.safetensors`` beside the run's JSON (or under ``checkpoints``)."""
+    """``checkpoints/{stem}/task{last}.safetensors`` beside the run's JSON (or under ``checkpoints``; an older
+    run's ``step{last}.safetensors`` when that is what is there: :func:`.checkpoints.task_checkpoints`)."""
+    from .checkpoints import task_checkpoint, task_checkpoints
+
     json_path = Path(run["_path"])
     root = Path(checkpoints) if checkpoints is not None else json_path.parent / "checkpoints"
-    return root / json_path.stem / f"step{len(run['steps']) - 1}.safetensors"
+    last = len(run["steps"]) - 1  # the result's records, one per task
+    return task_checkpoints(root / json_path.stem).get(last, task_checkpoint(root / json_path.stem, last))
 
 
 def _load_final_state(run: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], int]:
@@ -154,10 +158,10 @@ def _load_final_state(run: Mapping[str, Any], path: Path) -> tuple[dict[str, Any
             f"the final checkpoint {path} of {run['_path']} is not there (checkpoints are not kept in version control). "
             f"Point --checkpoints at the folder `run` wrote them to, or rerun the run: {reproduce_command(run)}")
     state, _, cfg, prog = load_checkpoint(path)
-    same_steps = (len(prog.get("steps", [])) == len(run["steps"])
-                  and all(a["confusion"] == b["confusion"] for a, b in zip(prog["steps"], run["steps"])))
+    same_records = (len(prog.get("steps", [])) == len(run["steps"])
+                    and all(a["confusion"] == b["confusion"] for a, b in zip(prog["steps"], run["steps"])))
     if (complete_config(cfg) != complete_config(run["config"]) or prog.get("method") != run["method"]
-            or int(prog.get("seed", -1)) != int(run["seed"]) or not same_steps):
+            or int(prog.get("seed", -1)) != int(run["seed"]) or not same_records):
         raise ValueError(f"{path} is not the final checkpoint of {run['_path']} (another config, method, seed, or "
                          f"scores that differ from the result's); rerun the run: {reproduce_command(run)}")
     return state, int(prog["num_classes"])

@@ -253,7 +253,8 @@ TABLE_CARD = {"pretty_name": "CEMNIST baselines: one row per run", "license": "m
 def table_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per run: identity (method, source, seed, protocol id, device, package version, commit, run id),
     the protocol (a dict: a struct column), method protocol values (JSON: their keys differ per method), the
-    tasks (lists of digits), per-step mIoU (bg) and every final metric."""
+    tasks (lists of digits), the mIoU (bg) after each task (column ``steps_miou_bg``, named after the result
+    key ``steps``) and every final metric."""
     rows = []
     for r in sorted(results, key=lambda r: (r["setting"], mode_sort_key(r["mode"]), protocol_id(r),
                                             method_sort_key(r["method"]), int(r["seed"]))):

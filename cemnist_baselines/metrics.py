@@ -1,8 +1,9 @@
-"""Segmentation metrics from one confusion matrix per step, in the *full* label space.
+"""Segmentation metrics from one confusion matrix per trained task, in the *full* label space.
 
-Every step of a run is scored on the same fixed evaluation pool; the stored matrix counts (true label
-from ``full_mask``, 0..10) x (predicted label, 0..10). Each reported number is a fold of that matrix,
-computed after the fact:
+A run is scored after every task (the continual-learning literature's "learning step"; the result JSON's
+``steps`` entries, :mod:`cemnist_baselines.results`) on the same fixed evaluation pool; the stored matrix
+counts (true label from ``full_mask``, 0..10) x (predicted label, 0..10). Each reported number is a fold of
+that matrix, computed after the fact:
 
 - view ``future_bg`` (the headline; today's test ``mask`` convention, PLOP's): pixels of classes not seen
   yet count as background (their rows are added to row 0);
@@ -14,13 +15,13 @@ Conventions (also in docs/INTERFACES.md and the README's leaderboard section):
   A label absent from the ground truth but predicted has IoU 0. With the fixed pool every digit is present,
   so the empty-union rule only matters for subsets and hand-built matrices.
 - ``*_bg`` includes background; the others average digit classes only (MiB's convention).
-- R[t][k] = mean IoU over the digits of task k after step t (``None`` for k > t).
+- R[t][k] = mean IoU over the digits of task k after task t (``None`` for k > t).
 - ``old`` / ``new``: digits of the earlier tasks (0..T-2) / of the last task (T-1).
 - ``first`` / ``later``: digits of the first task / of every task added afterwards (MiB's and PLOP's
   "0-1 | 2-9" columns in the 2-2 setting); ``first_bg`` adds background (PLOP counts background as old).
 - ``forgetting_task`` (Chaudhry et al. 2018, "Riemannian walk"): for each earlier task k < T-1,
-  max over steps l in [k, T-2] of R[l][k] minus R[T-1][k]; mean over k.
-- ``forgetting_class``: the same per digit learned before the last task (max over earlier steps of its IoU
+  max over the tasks l in [k, T-2] after which it was scored of R[l][k] minus R[T-1][k]; mean over k.
+- ``forgetting_class``: the same per digit learned before the last task (max over the earlier tasks' scores of its IoU
   minus its final IoU); mean over those digits.
 """
 from __future__ import annotations
@@ -86,9 +87,9 @@ def view_metrics(conf: Sequence[Sequence[int]] | torch.Tensor, seen_labels: Sequ
             "miou": mean_of([ious[lab] for lab in digits])}
 
 
-def step_metrics(conf: torch.Tensor, seen_labels: Sequence[int]) -> dict[str, Any]:
-    """The per-step entry of ``steps``: the full confusion, every view, and the headline view's
-    ``iou_per_label`` / ``miou_bg`` / ``miou`` at the top level."""
+def task_metrics(conf: torch.Tensor, seen_labels: Sequence[int]) -> dict[str, Any]:
+    """The record of one trained task (an entry of the result's ``steps``): the full confusion, every view,
+    and the headline view's ``iou_per_label`` / ``miou_bg`` / ``miou`` at the top level."""
     views = {v: view_metrics(conf, seen_labels, v) for v in VIEWS}
     return {"confusion": torch.as_tensor(conf).cpu().to(torch.int64).tolist(), **views[HEADLINE_VIEW],
             "views": views}
@@ -98,17 +99,18 @@ def _mean_labels(ious: Sequence[float | None], labels: Sequence[int]) -> float |
     return mean_of([ious[lab] for lab in labels])
 
 
-def r_matrix(step_ious: Sequence[Sequence[float | None]], tasks: Sequence[Sequence[int]],
-             step_tasks: Sequence[int]) -> list[list[float | None]]:
-    """R[i][k]: mean IoU of task k's digits after step i (``None`` where step i has not seen task k)."""
+def r_matrix(task_ious: Sequence[Sequence[float | None]], tasks: Sequence[Sequence[int]],
+             seen_upto: Sequence[int]) -> list[list[float | None]]:
+    """R[i][k]: mean IoU of task k's digits in record i (``None`` where record i has not seen task k:
+    k > ``seen_upto[i]``)."""
     T = len(tasks)
     labels = [[d + 1 for d in ds] for ds in tasks]
     return [[_mean_labels(ious, labels[k]) if k <= st else None for k in range(T)]
-            for ious, st in zip(step_ious, step_tasks)]
+            for ious, st in zip(task_ious, seen_upto)]
 
 
 def forgetting_per_task(R: Sequence[Sequence[float | None]]) -> dict[str, float]:
-    """Chaudhry et al. (2018): for each task k < T-1, max over steps l in [k, T-2] of R[l][k] - R[T-1][k]."""
+    """Chaudhry et al. (2018): for each task k < T-1, max over tasks l in [k, T-2] of R[l][k] - R[T-1][k]."""
     T = len(R)
     out: dict[str, float] = {}
     for k in range(T - 1):
@@ -118,32 +120,32 @@ def forgetting_per_task(R: Sequence[Sequence[float | None]]) -> dict[str, float]
     return out
 
 
-def forgetting_per_class(step_ious: Sequence[Sequence[float | None]], tasks: Sequence[Sequence[int]]) -> dict[str, float]:
-    """Per digit learned before the last task: max IoU over earlier steps - final IoU (keys = digits)."""
-    last = step_ious[-1]
+def forgetting_per_class(task_ious: Sequence[Sequence[float | None]], tasks: Sequence[Sequence[int]]) -> dict[str, float]:
+    """Per digit learned before the last task: max IoU after the earlier tasks - final IoU (keys = digits)."""
+    last = task_ious[-1]
     out: dict[str, float] = {}
     for ds in tasks[:-1]:
         for d in ds:
-            hist = [s[d + 1] for s in step_ious[:-1] if s[d + 1] is not None]
+            hist = [s[d + 1] for s in task_ious[:-1] if s[d + 1] is not None]
             if hist and last[d + 1] is not None:
                 out[str(d)] = max(hist) - last[d + 1]
     return out
 
 
-def final_metrics(steps: list[dict[str, Any]], tasks: Sequence[Sequence[int]], view: str, *,
-                  step_tasks: Sequence[int]) -> tuple[list[list[float | None]], dict[str, Any]]:
+def final_metrics(task_records: list[dict[str, Any]], tasks: Sequence[Sequence[int]], view: str, *,
+                  seen_upto: Sequence[int]) -> tuple[list[list[float | None]], dict[str, Any]]:
     """(R, final block) of one view; see the module docstring for every key."""
-    vs = [s["views"][view] for s in steps]
+    vs = [s["views"][view] for s in task_records]
     ious = [v["iou_per_label"] for v in vs]
     T = len(tasks)
-    R = r_matrix(ious, tasks, step_tasks)
+    R = r_matrix(ious, tasks, seen_upto)
     lab = [[d + 1 for d in ds] for ds in tasks]
     old = [x for k in range(T - 1) for x in lab[k]]
     new = lab[T - 1]
     first = lab[0]
     later = [x for k in range(1, T) for x in lab[k]]
     last = ious[-1]
-    incremental = len(steps) > 1
+    incremental = len(task_records) > 1
     f_task = forgetting_per_task(R) if incremental else {}
     f_class = forgetting_per_class(ious, tasks) if incremental else {}
     final = {
@@ -162,23 +164,23 @@ def final_metrics(steps: list[dict[str, Any]], tasks: Sequence[Sequence[int]], v
     return R, final
 
 
-def summarize(steps: list[dict[str, Any]], tasks: Sequence[Sequence[int]], *,
-              step_tasks: Sequence[int] | None = None) -> dict[str, Any]:
-    """``{"R": {view: R}, "final": {view: block}}`` from the per-step metrics.
+def summarize(task_records: list[dict[str, Any]], tasks: Sequence[Sequence[int]], *,
+              seen_upto: Sequence[int] | None = None) -> dict[str, Any]:
+    """``{"R": {view: R}, "final": {view: block}}`` from the per-task records (:func:`task_metrics`).
 
-    ``tasks``: digits per task. ``step_tasks[i]``: the last task whose classes step i has seen (default i;
-    the joint run has one step that has seen every task)."""
-    st = list(range(len(steps))) if step_tasks is None else list(step_tasks)
+    ``tasks``: digits per task. ``seen_upto[i]``: the last task whose classes record i has seen (default i;
+    the joint run has one record that has seen every task)."""
+    st = list(range(len(task_records))) if seen_upto is None else list(seen_upto)
     R: dict[str, Any] = {}
     final: dict[str, Any] = {}
     for v in VIEWS:
-        R[v], final[v] = final_metrics(steps, tasks, v, step_tasks=st)
+        R[v], final[v] = final_metrics(task_records, tasks, v, seen_upto=st)
     return {"R": R, "final": final}
 
 
-def recompute_step(conf: Sequence[Sequence[int]], classes_seen: Sequence[int]) -> dict[str, Any]:
-    """The metrics of a step recomputed from its stored confusion (used by result validation)."""
-    return step_metrics(torch.as_tensor(conf, dtype=torch.int64), [0] + [d + 1 for d in classes_seen])
+def recompute_task_metrics(conf: Sequence[Sequence[int]], classes_seen: Sequence[int]) -> dict[str, Any]:
+    """The metrics of a task record recomputed from its stored confusion (used by result validation)."""
+    return task_metrics(torch.as_tensor(conf, dtype=torch.int64), [0] + [d + 1 for d in classes_seen])
 
 
 def isfinite_or_none(x: float | None) -> bool:

@@ -7,6 +7,11 @@ Every reader of a results folder goes through one validating loader (:func:`cemn
 :func:`read_regular_file`: regular files only (a FIFO, device or folder named ``*.json`` is refused without
 blocking), at most :data:`MAX_RESULT_BYTES` (16 MiB), nested at most :data:`MAX_JSON_DEPTH` levels, finite
 numbers only (results are written with ``allow_nan=False``: :func:`result_json_text`).
+
+The key ``steps`` holds one record per trained task (:func:`cemnist_baselines.metrics.task_metrics`): a
+"learning step" in the continual-learning literature, not an optimizer step. The code calls these records
+``task_records``; the key keeps its name so that every result written so far (the committed board, its
+hashes) stays readable as it is. A run's files are named by :func:`run_stem`.
 """
 from __future__ import annotations
 
@@ -122,7 +127,7 @@ def is_result_file(path: str | os.PathLike[str]) -> bool:
 
 
 def check_result(d: Any, *, name: str = "result") -> dict[str, Any]:
-    """Structural checks of a parsed result (schema version, keys, per-step shapes); returns ``d``."""
+    """Structural checks of a parsed result (schema version, keys, per-task record shapes); returns ``d``."""
     if not isinstance(d, dict):
         raise ResultError(f"{name}: a result must be a JSON object, got {type(d).__name__}")
     bad, deep = json_problems(d)
@@ -141,10 +146,10 @@ def check_result(d: Any, *, name: str = "result") -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in d]
     if missing:
         raise ResultError(f"{name}: result is missing the keys {missing} (written by another tool or truncated?)")
-    steps = d["steps"]
-    if not isinstance(steps, list) or not steps:
+    records = d["steps"]
+    if not isinstance(records, list) or not records:
         raise ResultError(f"{name}: result has no steps")
-    for i, s in enumerate(steps):
+    for i, s in enumerate(records):
         conf = s.get("confusion") if isinstance(s, dict) else None
         if not (isinstance(conf, list) and len(conf) == 11 and all(isinstance(r, list) and len(r) == 11 for r in conf)):
             raise ResultError(f"{name}: steps[{i}].confusion must be an 11x11 list of counts")
@@ -271,7 +276,7 @@ def _nan(x: Any) -> float:
 
 
 def metric_curves(runs: Sequence[Mapping[str, Any]], *, metric: str = "miou_bg") -> dict[str, Any]:
-    """Per method: (mean [T], std [T], n [T]) of a step metric (headline view) after each task."""
+    """Per method: (mean [T], std [T], n [T]) of a per-task metric (headline view) after each task."""
     import numpy as np
 
     single_group(runs)
@@ -290,14 +295,14 @@ def metric_curves(runs: Sequence[Mapping[str, Any]], *, metric: str = "miou_bg")
 
 
 class Curve:
-    """Per-method metric after each task: mean and std over seeds, number of seeds per step."""
+    """Per-method metric after each task: mean and std over seeds, number of seeds per task."""
 
     def __init__(self, method: str, mean: Any, std: Any, n: Any) -> None:
         self.method, self.mean, self.std, self.n = method, mean, std, n
 
 
 def class_iou_matrix(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per method: IoU per label (rows 0..10 = bg, digits 0..9) × step (headline view), mean over seeds."""
+    """Per method: IoU per label (rows 0..10 = bg, digits 0..9) × task (headline view), mean over seeds."""
     import numpy as np
 
     single_group(runs)
@@ -333,22 +338,28 @@ def run_id(result: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def run_stem(method: str, setting: str, mode: str, seed: int) -> str:
+    """File stem of a run's result, trace and checkpoint folder: ``{method}-{setting}-{mode}-seed{seed}``."""
+    return f"{method}-{setting}-{mode}-seed{seed}"
+
+
 def make_result(*, method: str, seed: int, preset: str, cfg: Any, method_protocol: dict[str, Any],
                 method_source: str, dataset: dict[str, Any], evaluation: dict[str, Any], git_commit: str | None,
                 env: dict[str, Any], tasks: list[list[int]], wall_time_per_task_s: list[float],
-                steps: list[dict[str, Any]], step_tasks: list[int], shared_task0: bool = False,
+                task_records: list[dict[str, Any]], seen_upto: list[int], shared_task0: bool = False,
                 joint: bool = False) -> dict[str, Any]:
     """The result record of one run (schema :data:`RESULT_SCHEMA`; docs/PROTOCOL.md, "Result files"): the
     run's identity and config (``cfg``, a :class:`~cemnist_baselines.config.TrainConfig`), the dataset and
     evaluation pool it was scored on (``evaluation``: split, pool_configs, num_images, num_pixels,
-    pool_num_images; the views are added here), the machine, one entry per trained task (``steps``, each with
-    its pool confusion), the matrices ``R`` and the ``final`` metrics summarised from them
-    (:func:`cemnist_baselines.metrics.summarize`; ``step_tasks``: the last task each step has seen) and the
+    pool_num_images; the views are added here), the machine, one record per trained task (``task_records``,
+    each with its pool confusion; stored under the key ``steps``), the matrices ``R`` and the ``final`` metrics
+    summarised from them (:func:`cemnist_baselines.metrics.summarize`; ``seen_upto``: the last task each record
+    has seen) and the
     :func:`run_id`. What the trainer writes, and what tests build synthetic records with."""
     from . import __version__
     from .metrics import HEADLINE_VIEW, VIEWS, summarize
 
-    summ = summarize(steps, tasks, step_tasks=step_tasks)
+    summ = summarize(task_records, tasks, seen_upto=seen_upto)
     result: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
         "method": method, "seed": seed, "setting": cfg.setting, "mode": cfg.mode, "preset": preset,
@@ -365,7 +376,7 @@ def make_result(*, method: str, seed: int, preset: str, cfg: Any, method_protoco
         "class_order": [d for ts in tasks for d in ts],
         "tasks": tasks,
         "wall_time_per_task_s": wall_time_per_task_s,
-        "steps": steps,
+        "steps": task_records,  # the schema's key: one record per task (module docstring)
         "R": summ["R"],
         "final": summ["final"],
         "shared_task0": shared_task0,

@@ -2,35 +2,32 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import load_checkpoint
-
-_STEP = re.compile(r"^step(\d+)\.safetensors$")
+from .checkpoints import load_checkpoint, task_checkpoints
 
 
 def run_progress(results_dir: str | Path) -> list[dict[str, Any]]:
     """One entry per run folder under ``results_dir/checkpoints`` (the shared task-0 folder excluded):
-    ``stem``, ``finished`` (its result JSON exists), ``steps_done`` and the per-step metrics of the latest
-    checkpoint (``task``, ``miou_bg``, ``miou``, ``iou_per_label``), ``wall_time_per_task_s``."""
+    ``stem``, ``finished`` (its result JSON exists), ``tasks_done`` and the task records of the latest
+    checkpoint (``task_records``: ``task``, ``miou_bg``, ``miou``, ``iou_per_label``), ``wall_time_per_task_s``."""
     root = Path(results_dir)
     ckroot = root / "checkpoints"
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
     out: list[dict[str, Any]] = []
     for d in sorted(p for p in ckroot.glob("*") if p.is_dir() and p.name != "_shared"):
-        steps = sorted((int(m.group(1)), f) for f in d.iterdir() if (m := _STEP.match(f.name)))
-        if not steps:
+        found = task_checkpoints(d)
+        if not found:
             continue
-        _, _, config, prog = load_checkpoint(steps[-1][1])  # damaged: ValueError naming the file
+        _, _, config, prog = load_checkpoint(found[max(found)])  # damaged: ValueError naming the file
         out.append({
             "stem": d.name,
             "finished": _finished(root / f"{d.name}.json", config),
-            "steps_done": len(prog["steps"]),
+            "tasks_done": len(prog["steps"]),  # the checkpoint's records, one per task (checkpoints module)
             "epochs_per_task": config["epochs"],
-            "steps": [{k: s[k] for k in ("task", "miou_bg", "miou", "iou_per_label")} for s in prog["steps"]],
+            "task_records": [{k: s[k] for k in ("task", "miou_bg", "miou", "iou_per_label")} for s in prog["steps"]],
             "wall_time_per_task_s": prog["wall_time_per_task_s"],
         })
     return out
@@ -54,14 +51,15 @@ def _finished(path: Path, config: dict[str, Any]) -> bool | str:
 
 
 def format_progress(entries: list[dict[str, Any]]) -> str:
-    """Plain-text table: one line per run and step (mIoU with background, digits-only mIoU, wall time)."""
+    """Plain-text table: one line per run and finished task (mIoU with background, digits-only mIoU, wall time)."""
     if not entries:
         return "no run checkpoints found"
     lines = []
     for e in entries:
         state = "finished" if e["finished"] is True else ("unfinished" if e["finished"] is False else e["finished"])
-        lines.append(f"{e['stem']}: {e['steps_done']} step(s) done, {state}")
-        for s, w in zip(e["steps"], e["wall_time_per_task_s"] + [None] * len(e["steps"])):
+        lines.append(f"{e['stem']}: {e['tasks_done']} task(s) done, {state}")
+        records = e["task_records"]
+        for s, w in zip(records, e["wall_time_per_task_s"] + [None] * len(records)):
             iou = " ".join("-" if v is None else f"{v:.3f}" for v in s["iou_per_label"])
             wall = "" if w is None else f"  ({w:.0f} s)"
             lines.append(f"  after task {s['task']}: mIoU(bg) {s['miou_bg']:.4f}  mIoU {s['miou']:.4f}  "

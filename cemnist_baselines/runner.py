@@ -23,9 +23,12 @@ from typing import Any, Sequence
 import torch
 
 from .errors import WriteError
-from .config import TrainConfig, complete_config
+from .config import TrainConfig, check_mode, complete_config
+from .devices import resolve_device
 from .registry import expand_group, get_method
-from .trainer import check_mode, check_seed, resolve_device, run_one, run_stem
+from .results import run_stem
+from .seeding import check_seed
+from .trainer import run_one
 
 def expand_methods(methods: str | Sequence[str]) -> list[str]:
     """``"all"`` -> every built-in (:data:`~cemnist_baselines.registry.METHOD_GROUPS`); validates every name or plug-in reference (ValueError). Two

@@ -8,6 +8,13 @@ from typing import Any
 import torch
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` itself when it is a non-negative Python int below 2**63 (a run seed); else a ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return seed
+
+
 def derive_seed(seed: int, *parts: Any) -> int:
     """Independent 63-bit seed for (seed, purpose, task...)."""
     h = hashlib.sha256("/".join(map(str, (seed,) + parts)).encode()).digest()

@@ -26,11 +26,11 @@ from .artifacts import atomic_write_text, env_info, git_commit
 from .config import TrainConfig, get_config
 from .data import dataset_info, label_maps, load_eval_pool, load_task_data, resolve_tasks
 from .inference import confusion
-from .metrics import step_metrics
+from .metrics import task_metrics
 from .model import SimpleSegNet
+from .optim_step import make_step, steps_per_epoch, train_epoch
 from .registry import METHODS
 from .seeding import make_generator
-from .trainer import make_step, steps_per_epoch, train_epoch
 
 # name -> overrides of the default preset; every point trains task 0 only
 GRID: dict[str, dict[str, Any]] = {
@@ -73,7 +73,7 @@ def task0_curve(cfg: TrainConfig, *, seed: int, device: str = "cpu", cache_dir: 
         losses = train_epoch(step, x, y, batch_size=cfg.batch_size, generator=gen)
         train_s += time.perf_counter() - ts
         model.eval()
-        m = step_metrics(confusion(model, px, py, ch2lab, batch_size=cfg.eval_batch_size, amp=cfg.amp_bf16),
+        m = task_metrics(confusion(model, px, py, ch2lab, batch_size=cfg.eval_batch_size, amp=cfg.amp_bf16),
                          ch2lab.tolist())
         curve.append({"epoch": e, "step": e * nb, "images": e * x.shape[0], "loss": float(losses.mean()),
                       "miou_bg": m["miou_bg"], "iou_per_label": m["iou_per_label"][:3]})
@@ -301,7 +301,7 @@ def pod_scale(old: SimpleSegNet, new: SimpleSegNet, x: torch.Tensor, y: torch.Te
 
 
 def cmd_pod_scale(a: argparse.Namespace) -> int:
-    from .checkpoints import load_checkpoint
+    from .checkpoints import load_checkpoint, task_checkpoints
 
     root = Path(a.checkpoints)
     if a.task < 1:
@@ -314,10 +314,11 @@ def cmd_pod_scale(a: argparse.Namespace) -> int:
     x, y = imgs.float().div(255)[:, None], lut[masks.long()]
     ref = METHODS["plop"]
 
-    def model_at(run: Path, step: int) -> SimpleSegNet:
-        f = run / f"step{step}.safetensors"
-        if not f.is_file():
-            raise ValueError(f"{f} does not exist: run `cemnist-baselines run --method {run.name.split('-')[0]} "
+    def model_at(run: Path, task: int) -> SimpleSegNet:
+        f = task_checkpoints(run).get(task)
+        if f is None:
+            raise ValueError(f"{run} holds no checkpoint of task {task}: run "
+                             f"`cemnist-baselines run --method {run.name.split('-')[0]} "
                              f"--seeds {a.seed} --mode {a.mode} --out <results>` first (checkpoints are kept there)")
         w, _, _, _ = load_checkpoint(f)
         m = SimpleSegNet(w["head.weight"].shape[0], width=w["head.weight"].shape[1])
@@ -377,7 +378,7 @@ def cmd_plop_thresholds(a: argparse.Namespace) -> int:
         raise ValueError(f"--task must be in 1..{len(tasks) - 1} for setting {a.setting}, got {a.task}")
     f = Path(a.checkpoint)
     if not f.is_file():
-        raise ValueError(f"{f} does not exist: the old model's checkpoint (step{a.task - 1}.safetensors of a run)")
+        raise ValueError(f"{f} does not exist: the old model's checkpoint (task{a.task - 1}.safetensors of a run)")
     w, _, _, _ = load_checkpoint(f)
     old = SimpleSegNet(w["head.weight"].shape[0], width=w["head.weight"].shape[1])
     old.load_state_dict(w)
@@ -413,20 +414,21 @@ def prediction_shares(conf: torch.Tensor, digits: Sequence[int]) -> torch.Tensor
 def cmd_where(a: argparse.Namespace) -> int:
     from .results import load_results
 
-    if a.step < 0:
-        raise ValueError(f"--step must be >= 0, got {a.step}")
+    if a.task < 0:
+        raise ValueError(f"--task must be >= 0, got {a.task}")
     runs = sorted((r for r in load_results(a.results) if r["method"] == a.method and r["mode"] == a.mode
                    and r["setting"] == a.setting), key=lambda r: int(r["seed"]))
     if not runs:
         raise ValueError(f"no {a.method} {a.setting} {a.mode} runs in {a.results}")
-    print(f"Where the test-pool pixels of digits {' '.join(map(str, a.digits))} go after task {a.step} "
+    print(f"Where the test-pool pixels of digits {' '.join(map(str, a.digits))} go after task {a.task} "
           f"({a.method}, {a.setting} {a.mode}; shares of the predicted labels, from each run's stored confusion)\n")
     print("| seed | bg | " + " | ".join(str(d) for d in range(10)) + " |")
     print("|---|" + "---|" * 11)
     for r in runs:
-        if a.step >= len(r["steps"]):
-            raise ValueError(f"{r.get('_path', r['method'])}: no step {a.step} (it has {len(r['steps'])})")
-        sh = prediction_shares(torch.tensor(r["steps"][a.step]["confusion"]), a.digits)
+        records = r["steps"]  # one per trained task (cemnist_baselines.results)
+        if a.task >= len(records):
+            raise ValueError(f"{r.get('_path', r['method'])}: no record of task {a.task} (it has {len(records)})")
+        sh = prediction_shares(torch.tensor(records[a.task]["confusion"]), a.digits)
         print(f"| {r['seed']} | " + " | ".join(f"{float(v):.3f}" for v in sh) + " |")
     return 0
 
@@ -463,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ps.add_argument("--n", type=int, default=256, help="first N training images of the task")
     ps.add_argument("--cache-dir", default=None)
     pt = sub.add_parser("plop-thresholds", help="PLOP's entropy thresholds for a task from the old model's checkpoint")
-    pt.add_argument("--checkpoint", required=True, help="the old model: a run's step<task-1>.safetensors")
+    pt.add_argument("--checkpoint", required=True, help="the old model: a run's task<task-1>.safetensors")
     pt.add_argument("--mode", choices=["overlap", "disjoint"], default="overlap")
     pt.add_argument("--setting", default="2-2")
     pt.add_argument("--task", type=int, default=1)
@@ -474,7 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     w.add_argument("--method", required=True)
     w.add_argument("--mode", choices=["overlap", "disjoint"], default="overlap")
     w.add_argument("--setting", default="2-2")
-    w.add_argument("--step", type=int, default=0)
+    w.add_argument("--task", "--step", dest="task", type=int, default=0,
+                   help="the task after which to look (--step: its older name)")
     w.add_argument("--digits", type=int, nargs="+", required=True)
     a = p.parse_args(argv)
     try:

@@ -8,12 +8,12 @@ Checks, each reported as one line when it fails:
 - ``protocol``: the recorded protocol is the config's protocol, the setting and mode agree with it, and a
   built-in method's protocol values are its own; a protocol equal to no named preset is reported as
   "custom protocol" (a note, not a failure: it gets its own leaderboard row);
-- ``confusion``: one step per task (one for joint), each step's classes are the tasks seen so far, and every
-  step's 11x11 confusion holds non-negative counts summing to the evaluation pool's pixel count (images of
-  the pool or of its fixed subset x canvas^2, from the manifest);
-- ``metrics``: every reported per-step metric, R matrix and final number recomputed from the confusions
-  (:func:`cemnist_baselines.metrics.recompute_step`, :func:`~cemnist_baselines.metrics.summarize`);
-- ``wall_time``: one wall time (seconds >= 0, checked with the schema) per step;
+- ``confusion``: one record in ``steps`` per task (one for joint), each record's classes are the tasks seen so
+  far, and every record's 11x11 confusion holds non-negative counts summing to the evaluation pool's pixel
+  count (images of the pool or of its fixed subset x canvas^2, from the manifest);
+- ``metrics``: every reported per-task metric, R matrix and final number recomputed from the confusions
+  (:func:`cemnist_baselines.metrics.recompute_task_metrics`, :func:`~cemnist_baselines.metrics.summarize`);
+- ``wall_time``: one wall time (seconds >= 0, checked with the schema) per task record;
 - ``env``: the device type a leaderboard row is keyed by agrees with the rest of ``env`` (a ``cuda`` run names
   its GPU and a CUDA build of torch; a ``cpu`` run names no GPU and its CPU as the device) and with the
   device-dependent config fields;
@@ -203,18 +203,18 @@ def _check_protocol(d: dict[str, Any]) -> list[str]:
 
 
 def _check_confusions(d: dict[str, Any], release: dict[str, Any]) -> list[str]:
-    """One step per task (one for joint), each confusion a matrix of non-negative integers summing to the
-    pool's pixels, and the classes seen at each step."""
+    """One record per task (one for joint), each confusion a matrix of non-negative integers summing to the
+    pool's pixels, and the classes seen by each record."""
     from .data import eval_pool_configs
 
     tasks, mode, split = d["tasks"], d["mode"], _eval_split(d)
     T = len(tasks)
     bad: list[str] = []
-    steps = d["steps"]
+    records = d["steps"]  # one per task (cemnist_baselines.results)
     joint = bool(d.get("joint"))
-    n_steps = 1 if joint else T
-    if len(steps) != n_steps:
-        bad.append(f"{len(steps)} steps, expected {n_steps}")
+    n_records = 1 if joint else T
+    if len(records) != n_records:
+        bad.append(f"{len(records)} steps, expected {n_records}")
     ev = d["evaluation"]
     canvas = int(release["spec"]["canvas"])
     pool_rows = None
@@ -229,7 +229,7 @@ def _check_confusions(d: dict[str, Any], release: dict[str, Any]) -> list[str]:
                        f"gives {n_img} / {pixels}")
     else:
         pixels = ev.get("num_pixels")
-    for i, s in enumerate(steps):
+    for i, s in enumerate(records):
         conf = s["confusion"]
         flat = [x for row in conf for x in row]
         if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in flat):
@@ -244,19 +244,19 @@ def _check_confusions(d: dict[str, Any], release: dict[str, Any]) -> list[str]:
 
 
 def _check_metrics(d: dict[str, Any]) -> list[str]:
-    """Every reported number recomputed from the confusions: per step, ``R`` and ``final``."""
-    from .metrics import recompute_step, summarize
+    """Every reported number recomputed from the confusions: per task record, ``R`` and ``final``."""
+    from .metrics import recompute_task_metrics, summarize
 
     tasks = d["tasks"]
     T = len(tasks)
     diffs: list[str] = []
     again = []
     for i, s in enumerate(d["steps"]):
-        r = recompute_step(s["confusion"], s["classes_seen"])
+        r = recompute_task_metrics(s["confusion"], s["classes_seen"])
         for k in ("iou_per_label", "miou_bg", "miou", "views"):
             _close(s.get(k), r[k], f"steps[{i}].{k}", diffs)
         again.append(dict(s, **r))
-    summ = summarize(again, tasks, step_tasks=[T - 1] if bool(d.get("joint")) else None)
+    summ = summarize(again, tasks, seen_upto=[T - 1] if bool(d.get("joint")) else None)
     _close(d["R"], summ["R"], "R", diffs)
     _close(d["final"], summ["final"], "final", diffs)
     return diffs

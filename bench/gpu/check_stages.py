@@ -180,7 +180,7 @@ def microbench() -> None:
     from cemnist_baselines.model import SimpleSegNet
     from cemnist_baselines.data import label_maps
     from cemnist_baselines.seeding import make_generator
-    from cemnist_baselines.trainer import make_step, train_epoch
+    from cemnist_baselines.optim_step import make_step, train_epoch
 
     dev = torch.device(DEV)
     x, y = load_task_data(task=0, split="train", mode="overlap", device=dev)
@@ -231,7 +231,7 @@ def kernels_per_step(step: Any, x: torch.Tensor, y: torch.Tensor, batch_size: in
     """(CUDA events per step, GPU-busy ms per step) over 10 steps, from torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
-    from cemnist_baselines.trainer import train_epoch
+    from cemnist_baselines.optim_step import train_epoch
 
     k = 10
     xs, ys = x[:k * batch_size], y[:k * batch_size]
@@ -274,7 +274,7 @@ def stage_replay_resume() -> None:
         stem = "replay-2-2-overlap-seed0"
         shutil.copytree(out / "checkpoints" / stem, W / "r2" / "checkpoints" / stem)
         for i in range(3, 5):
-            (W / "r2" / "checkpoints" / stem / f"step{i}.safetensors").unlink()
+            (W / "r2" / "checkpoints" / stem / f"task{i}.safetensors").unlink()
         r = run_one(method="replay", seed=0, cfg=cfg, out_dir=W / "r2", preset="tiny", device=DEV, progress=False,
                     resume=True)
         same = r["steps"] == full["steps"]

@@ -72,12 +72,12 @@ def test_r2_item05_a_checkpoint_with_edited_progress_is_not_resumed(tmp_path, q_
     out = tmp_path / "r"
     shutil.copytree(src, out)
     (out / "naive-2-2-overlap-seed0.json").unlink()
-    ck = out / "checkpoints" / "naive-2-2-overlap-seed0" / "step4.safetensors"
+    ck = out / "checkpoints" / "naive-2-2-overlap-seed0" / "task4.safetensors"
     wall = res["wall_time_per_task_s"][0]
     first = repr(wall)[0]
     edited = "9" if first != "9" else "8"
     _edit_header(ck, f'wall_time_per_task_s\\": [{first}'.encode(), f'wall_time_per_task_s\\": [{edited}'.encode())
-    with pytest.raises(ValueError, match=r"step4.safetensors: checkpoint content does not match its recorded SHA-256"):
+    with pytest.raises(ValueError, match=r"task4.safetensors: checkpoint content does not match its recorded SHA-256"):
         run_one(method="naive", seed=0, cfg=cfg, out_dir=out, preset="tiny", device="cpu", progress=False,
                 resume=True)
     assert not (out / "naive-2-2-overlap-seed0.json").exists()

@@ -50,9 +50,9 @@ def test_damaged_files_are_named_by_every_reader(tmp_path, tiny_runs, capsys):
     (out / "kd-2-2-overlap-seed0.json").write_text(json.dumps(missing))
     assert cli_main(["targets", "--results", str(out)]) == 2
     assert "kd-2-2-overlap-seed0.json: result is missing the keys ['method']" in capsys.readouterr().err
-    ck = out / "checkpoints" / "naive-2-2-overlap-seed0" / "step4.safetensors"
+    ck = out / "checkpoints" / "naive-2-2-overlap-seed0" / "task4.safetensors"
     ck.write_bytes(b"")
-    with pytest.raises(ValueError, match=r"step4.safetensors: damaged or truncated checkpoint"):
+    with pytest.raises(ValueError, match=r"task4.safetensors: damaged or truncated checkpoint"):
         run_progress(out)
     trace = out / "naive-2-2-overlap-seed0.trace.safetensors"
     trace.write_bytes(trace.read_bytes()[:50])

@@ -98,12 +98,12 @@ def test_a_damaged_shared_task0_is_recomputed_not_fatal(tmp_path, tiny_cfg):
 def test_a_flipped_byte_in_a_checkpoint_is_refused_on_resume(tmp_path, tiny_cfg):
     cfg = tiny_cfg.replace(max_train=16)
     run_one(method="naive", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu")
-    p = tmp_path / "checkpoints" / "naive-2-2-overlap-seed0" / "step4.safetensors"
+    p = tmp_path / "checkpoints" / "naive-2-2-overlap-seed0" / "task4.safetensors"
     data = bytearray(p.read_bytes())
     data[-3] ^= 0x40   # an exponent bit of the last weight
     p.write_bytes(bytes(data))
     (tmp_path / "naive-2-2-overlap-seed0.json").unlink()
-    with pytest.raises(ValueError, match=r"step4.safetensors: checkpoint content does not match its recorded SHA-256"):
+    with pytest.raises(ValueError, match=r"task4.safetensors: checkpoint content does not match its recorded SHA-256"):
         run_one(method="naive", seed=0, cfg=cfg, out_dir=tmp_path, progress=False, device="cpu", resume=True)
 
 

@@ -30,7 +30,7 @@ def _write_final_checkpoint(run_json: Path, *, generator_seed: int = 0) -> dict:
     """A final checkpoint for a committed run, where `run` would have written it (weights: a seeded init)."""
     r = json.loads(run_json.read_text())
     model = SimpleSegNet(11, width=r["config"]["width"], generator=torch.Generator().manual_seed(generator_seed))
-    path = run_json.parent / "checkpoints" / run_json.stem / f"step{len(r['steps']) - 1}.safetensors"
+    path = run_json.parent / "checkpoints" / run_json.stem / f"task{len(r['steps']) - 1}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, model_state=model.state_dict(), extra={}, config=r["config"],
                     progress={"steps": r["steps"], "wall_time_per_task_s": r["wall_time_per_task_s"],
@@ -122,13 +122,13 @@ def test_export_refuses_what_it_cannot_vouch_for(board, tmp_path: Path, capsys: 
     assert "pass --overwrite" in capsys.readouterr().err
     assert main(["export", str(run0), "--out", str(tmp_path / "e"), "--overwrite"]) == 0
     # a checkpoint of another run is not exported as this run's model
-    ck = folder / "checkpoints" / run0.stem / "step4.safetensors"
+    ck = folder / "checkpoints" / run0.stem / "task4.safetensors"
     _write_final_checkpoint(folder / RUNS[1].name)
-    shutil.copy(folder / "checkpoints" / RUNS[1].stem / "step4.safetensors", ck)
+    shutil.copy(folder / "checkpoints" / RUNS[1].stem / "task4.safetensors", ck)
     with pytest.raises(ValueError, match="is not the final checkpoint of .*rerun the run: cemnist-baselines run --method naive"):
         export_run(run0, tmp_path / "f")
     ck.unlink()
-    with pytest.raises(FileNotFoundError, match=r"final checkpoint .*step4.safetensors .* is not there.*--checkpoints"):
+    with pytest.raises(FileNotFoundError, match=r"final checkpoint .*task4.safetensors .* is not there.*--checkpoints"):
         export_run(run0, tmp_path / "g")
     # a run that does not validate is refused, naming the check
     bad = json.loads(run0.read_text())

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.utils._pytree import tree_leaves
 
-from cemnist_baselines import backends, checkpoints, data, methods, runner, seeding, trainer
+from cemnist_baselines import backends, checkpoints, data, devices, methods, optim_step, runner, seeding, trainer
 from cemnist_baselines.artifacts import env_info
 from cemnist_baselines.checkpoints import load_checkpoint
 from cemnist_baselines.config import TrainConfig, complete_config, get_config
@@ -121,7 +121,7 @@ def test_state_left_elsewhere_by_hooks_is_on_the_run_device_in_the_step(tmp_path
     r = trainer.run_one(method=_StrayState("stray", features=True), seed=0, cfg=small_cfg, out_dir=tmp_path,
                         device="cpu", progress=False)
     assert len(r["steps"]) == 5
-    _, extra, _, _ = load_checkpoint(tmp_path / "checkpoints" / "stray-2-2-overlap-seed0" / "step4.safetensors")
+    _, extra, _, _ = load_checkpoint(tmp_path / "checkpoints" / "stray-2-2-overlap-seed0" / "task4.safetensors")
     assert extra["method.stray.after"].tolist() == [4.0, 4.0]
 
 
@@ -133,7 +133,7 @@ def test_replay_resume_with_state_arriving_on_another_device(tmp_path, small_cfg
     stem = "replay-2-2-overlap-seed0"
     shutil.copytree(tmp_path / "full" / "checkpoints" / stem, tmp_path / "resumed" / "checkpoints" / stem)
     for i in (3, 4):
-        (tmp_path / "resumed" / "checkpoints" / stem / f"step{i}.safetensors").unlink()
+        (tmp_path / "resumed" / "checkpoints" / stem / f"task{i}.safetensors").unlink()
     real = checkpoints.load_checkpoint
 
     def restored_elsewhere(path):
@@ -205,7 +205,7 @@ def _order_seen(images, masks, device_of_losses: torch.device, gen: torch.Genera
         seen.extend((xb[:, 0, 0].long() + 256 * xb[:, 0, 1].long()).tolist())
         return torch.zeros((), device=device_of_losses)
 
-    trainer.train_epoch(step, images, masks, batch_size=7, generator=gen)
+    optim_step.train_epoch(step, images, masks, batch_size=7, generator=gen)
     return seen
 
 
@@ -219,7 +219,7 @@ def test_the_batch_order_is_the_same_on_any_device(monkeypatch):
         moved.append((t.device.type, device.type, t.dtype, t.numel()))
         return t
 
-    monkeypatch.setattr(trainer, "to_device", fake_move)
+    monkeypatch.setattr(optim_step, "to_device", fake_move)
     meta = torch.device("meta")
     other = _order_seen(_Split(x, meta), _Split(y, meta), meta,
                         seeding.make_generator(0, torch.device("cpu"), "shuffle", 1))
@@ -230,7 +230,7 @@ def test_the_batch_order_is_the_same_on_any_device(monkeypatch):
 def test_a_device_generator_is_refused():
     fake = types.SimpleNamespace(device=torch.device("cuda", 0))
     with pytest.raises(ValueError, match=r"needs a CPU generator .* got one on cuda:0"):
-        trainer.epoch_order(10, generator=fake)  # type: ignore[arg-type]
+        optim_step.epoch_order(10, generator=fake)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- 4. determinism, task-0 key
@@ -363,8 +363,8 @@ def test_a_gpu_that_is_not_there_fails_before_any_worker_starts(fake_gpu, monkey
 
     with pytest.raises(ValueError, match=r"--device cuda:7: CUDA device index must be in \[0, 0\] on this "
                                          r"machine, got 7; its 1 device\(s\): cuda:0 \(Fake H200\)"):
-        trainer.resolve_device("cuda:7")
-    assert trainer.resolve_device("cuda:0") == torch.device("cuda", 0)
+        devices.resolve_device("cuda:7")
+    assert devices.resolve_device("cuda:0") == torch.device("cuda", 0)
     monkeypatch.setattr(runner, "_run_pool", lambda *a, **k: pytest.fail("a worker pool was started"))
     rc = main(["run", "--method", "naive", "kd", "--preset", "tiny", "--device", "cuda:7", "--jobs", "2",
                "--out", str(tmp_path), "--no-progress"])
@@ -382,7 +382,7 @@ def test_gpu_replay_resume(tmp_path, small_cfg):
     stem = "replay-2-2-overlap-seed0"
     shutil.copytree(tmp_path / "full" / "checkpoints" / stem, tmp_path / "resumed" / "checkpoints" / stem)
     for i in (3, 4):
-        (tmp_path / "resumed" / "checkpoints" / stem / f"step{i}.safetensors").unlink()
+        (tmp_path / "resumed" / "checkpoints" / stem / f"task{i}.safetensors").unlink()
     again = trainer.run_one(method="replay", seed=0, cfg=cfg, out_dir=tmp_path / "resumed", device="cuda",
                             resume=True, progress=False)
     assert len(again["steps"]) == 5
@@ -408,7 +408,7 @@ def test_gpu_fp32_is_ieee_and_recorded(tmp_path, small_cfg):
 def test_gpu_batch_order_and_replay_draws_equal_the_cpus(tmp_path, small_cfg, monkeypatch):
     orders: dict[str, list[list[int]]] = {}
     draws: dict[str, list[bytes]] = {}
-    real_order, real_mix = trainer.epoch_order, METHODS["replay"].mix_batch
+    real_order, real_mix = optim_step.epoch_order, METHODS["replay"].mix_batch
     which = ["cpu"]
 
     def order(n, *, generator):
@@ -421,7 +421,7 @@ def test_gpu_batch_order_and_replay_draws_equal_the_cpus(tmp_path, small_cfg, mo
         draws.setdefault(which[0], []).append(bytes(generator.get_state().numpy()))
         return real_mix(x, y, state=state, generator=generator)
 
-    monkeypatch.setattr(trainer, "epoch_order", order)
+    monkeypatch.setattr(optim_step, "epoch_order", order)
     monkeypatch.setattr(type(METHODS["replay"]), "mix_batch", mix)
     for dev in ("cpu", "cuda"):
         which[0] = dev
@@ -463,16 +463,16 @@ def test_gpu_training_steps_do_not_sync_the_host(small_cfg, cemnist_cache):
         old = copy.deepcopy(model).eval().requires_grad_(False).to(dev)
         grow_head(model, 2, generator=torch.Generator().manual_seed(1))
         model.to(dev)
-        step = trainer.make_step(model, old if meth.uses_old_model else None,
+        step = optim_step.make_step(model, old if meth.uses_old_model else None,
                                  meth.feature_loss if meth.features else meth.loss, lut, cfg=cfg, c_old=3, device=dev,
                                  total_steps=4, features=meth.features, state=state)
         if name == "replay":
-            step = trainer._mixing_step(step, meth, state, torch.Generator().manual_seed(0))
-        trainer.train_epoch(step, x, y, batch_size=8, generator=torch.Generator().manual_seed(0))  # warm-up
+            step = optim_step.mixing_step(step, meth, state, torch.Generator().manual_seed(0))
+        optim_step.train_epoch(step, x, y, batch_size=8, generator=torch.Generator().manual_seed(0))  # warm-up
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            trainer.train_epoch(step, x, y, batch_size=8, generator=torch.Generator().manual_seed(1))
+            optim_step.train_epoch(step, x, y, batch_size=8, generator=torch.Generator().manual_seed(1))
         finally:
             torch.cuda.set_sync_debug_mode("default")
 

@@ -12,7 +12,7 @@ import torch
 from cemnist_baselines.cli import main
 from cemnist_baselines.config import TrainConfig, get_config
 from cemnist_baselines.leaderboard import README_BEGIN, README_END, aggregate, splice_readme, write_leaderboard
-from cemnist_baselines.metrics import step_metrics, summarize
+from cemnist_baselines.metrics import task_metrics, summarize
 from cemnist_baselines.results import RESULT_SCHEMA, ResultError, load_result, load_results, mean_std
 from cemnist_baselines.targets import AmbiguousRowsError, check_targets, load_targets
 
@@ -28,7 +28,7 @@ def _steps(quality: float) -> list[dict]:
         for lab in range(1, 2 * t + 3):
             conf[lab, lab] = round(100 * quality)
             conf[lab, 0] = 100 - round(100 * quality)
-        s = step_metrics(conf, list(range(2 * t + 3)))
+        s = task_metrics(conf, list(range(2 * t + 3)))
         s.update(task=t, classes_seen=list(range(2 * t + 2)), epochs=1)
         out.append(s)
     return out

@@ -401,7 +401,7 @@ def _step_loss(meth, *, teacher: bool):
     from cemnist_baselines.config import get_config
     from cemnist_baselines.model import grow_head
     from cemnist_baselines.data import label_maps
-    from cemnist_baselines.trainer import make_step
+    from cemnist_baselines.optim_step import make_step
 
     cfg = get_config("tiny", lr=1e-12)
     g = torch.Generator().manual_seed(0)

@@ -53,9 +53,9 @@ def test_methods_train_differently_from_naive_after_task0(new_runs):
     from cemnist_baselines.checkpoints import load_checkpoint
 
     out, _ = new_runs
-    ref, _, _, _ = load_checkpoint(out / "checkpoints" / "naive-2-2-overlap-seed0" / "step1.safetensors")
+    ref, _, _, _ = load_checkpoint(out / "checkpoints" / "naive-2-2-overlap-seed0" / "task1.safetensors")
     for m in ("ilt", "plop", "replay"):  # pl: the 2-step task-0 model predicts background only -> no pseudo-labels
-        w, _, _, _ = load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "step1.safetensors")
+        w, _, _, _ = load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "task1.safetensors")
         # at a task's first step the new model equals the old one (distillation gradients are 0) and Adam moves
         # each weight by lr * sign(grad); from the second step on the methods differ
         assert any(not torch.equal(w[k], ref[k]) for k in ref), m
@@ -74,19 +74,19 @@ def test_replay_and_plop_state_is_checkpointed_and_resumes_exactly(new_runs, sma
     from cemnist_baselines.trainer import run_one
 
     out, runs = new_runs
-    _, extra, _, _ = load_checkpoint(out / "checkpoints" / "replay-2-2-overlap-seed0" / "step2.safetensors")
+    _, extra, _, _ = load_checkpoint(out / "checkpoints" / "replay-2-2-overlap-seed0" / "task2.safetensors")
     digits = extra["method.replay.digit"].tolist()
     assert extra["method.replay.images"].shape == (len(digits), 60, 60) and 0 < len(digits) <= 100
     assert sorted(set(digits)) == [0, 1, 2, 3, 4, 5]  # 16 images per task: fewer than the quotas
     assert max(digits.count(d) for d in range(6)) <= 17
-    _, extra, _, _ = load_checkpoint(out / "checkpoints" / "plop-2-2-overlap-seed0" / "step2.safetensors")
+    _, extra, _, _ = load_checkpoint(out / "checkpoints" / "plop-2-2-overlap-seed0" / "task2.safetensors")
     assert extra["method.plop.thresholds"].shape == (5,) and bool((extra["method.plop.thresholds"] >= 0.001).all())
     # resume replay from its task-2 checkpoint in a copy of the folder: the memory comes back from the checkpoint
     import shutil
 
     shutil.copytree(out / "checkpoints" / "replay-2-2-overlap-seed0", tmp_path / "checkpoints" / "replay-2-2-overlap-seed0")
     for i in (3, 4):
-        (tmp_path / "checkpoints" / "replay-2-2-overlap-seed0" / f"step{i}.safetensors").unlink()
+        (tmp_path / "checkpoints" / "replay-2-2-overlap-seed0" / f"task{i}.safetensors").unlink()
     again = run_one(method="replay", seed=0, cfg=small_cfg, out_dir=tmp_path, preset="tiny", device="cpu",
                     resume=True, progress=False)
     assert again["steps"] == runs["replay"]["steps"]

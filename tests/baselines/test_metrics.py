@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cemnist_baselines.metrics import VIEWS, fold, iou_per_label, step_metrics, summarize, update_confusion
+from cemnist_baselines.metrics import VIEWS, fold, iou_per_label, summarize, task_metrics, update_confusion
 
 
 def test_confusion_bincount_ignores_255():
@@ -29,7 +29,7 @@ def test_iou_hand_built_with_absent_classes():
     assert ious[3] == 0.0
     assert ious[4] is None             # seen but absent from GT and predictions: undefined, skipped
     assert ious[5] is None             # unseen
-    m = step_metrics(conf, [0, 1, 2, 3, 4])
+    m = task_metrics(conf, [0, 1, 2, 3, 4])
     assert m["views"]["future_bg"] == m["views"]["future_ignore"]   # no unseen rows: the views agree
     assert m["miou_bg"] == pytest.approx((ious[0] + ious[1]) / 4)
     assert m["miou"] == pytest.approx(ious[1] / 3)
@@ -48,9 +48,9 @@ def _diag_step(ious_by_label):
 
 def test_summarize_R_old_new_forgetting():
     tasks = [[0, 1], [2, 3], [4, 5]]
-    s0 = step_metrics(_diag_step({0: 1.0, 1: 0.9, 2: 0.8}), [0, 1, 2])
-    s1 = step_metrics(_diag_step({0: 1.0, 1: 0.5, 2: 0.85, 3: 0.7, 4: 0.9}), [0, 1, 2, 3, 4])
-    s2 = step_metrics(_diag_step({0: 1.0, 1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4, 5: 0.5, 6: 0.6}), list(range(7)))
+    s0 = task_metrics(_diag_step({0: 1.0, 1: 0.9, 2: 0.8}), [0, 1, 2])
+    s1 = task_metrics(_diag_step({0: 1.0, 1: 0.5, 2: 0.85, 3: 0.7, 4: 0.9}), [0, 1, 2, 3, 4])
+    s2 = task_metrics(_diag_step({0: 1.0, 1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4, 5: 0.5, 6: 0.6}), list(range(7)))
     out = summarize([s0, s1, s2], tasks)
     for view in VIEWS:  # no future-class pixels in these matrices: both views agree
         R, f = out["R"][view], out["final"][view]
@@ -80,8 +80,8 @@ def test_summarize_R_old_new_forgetting():
 
 def test_summarize_joint_single_step():
     tasks = [[0, 1], [2, 3]]
-    s = step_metrics(_diag_step({0: 1.0, 1: 0.5, 2: 0.6, 3: 0.7, 4: 0.8}), [0, 1, 2, 3, 4])
-    out = summarize([s], tasks, step_tasks=[1])
+    s = task_metrics(_diag_step({0: 1.0, 1: 0.5, 2: 0.6, 3: 0.7, 4: 0.8}), [0, 1, 2, 3, 4])
+    out = summarize([s], tasks, seen_upto=[1])
     for view in VIEWS:
         assert out["R"][view] == [pytest.approx([0.55, 0.75])]
         f = out["final"][view]
@@ -116,7 +116,7 @@ def test_views_are_folds_of_the_full_confusion(view, bg_row, label2_fp_from_bg):
     assert ious[0] == pytest.approx(float(tp_bg / (f[0].sum() + f[:, 0].sum() - tp_bg)))
     assert ious[1] == pytest.approx(tp1 / (40 + 10 + 5))              # row 40; FP: 10 bg + 5 digit-1 pixels
     assert ious[2] == pytest.approx(tp2 / (25 + label2_fp_from_bg))   # row 25; FP: future pixels only if folded
-    m = step_metrics(c, [0, 1, 2])
+    m = task_metrics(c, [0, 1, 2])
     assert m["views"][view]["iou_per_label"] == pytest.approx(ious, abs=0)
     assert m["confusion"] == c.tolist()                                           # the full matrix is stored
     assert m["iou_per_label"] == m["views"]["future_bg"]["iou_per_label"]          # headline = future -> bg
@@ -144,11 +144,11 @@ def test_unchanged_model_shows_zero_forgetting_on_the_fixed_pool():
     old_scheme = []
     for t in range(len(tasks)):
         c = update_confusion(torch.zeros(11, 11, dtype=torch.int64), full, pred)
-        fixed.append(step_metrics(c, seen(t)))
+        fixed.append(task_metrics(c, seen(t)))
         # old scheme: only images with a digit of tasks <= t, future digits -> background
         rows = [i for i in range(full.shape[0]) if any(0 < v <= 2 * (t + 1) for v in full[i].tolist())]
         view = torch.where(full[rows] > 2 * (t + 1), torch.zeros_like(full[rows]), full[rows])
-        old_scheme.append(step_metrics(update_confusion(torch.zeros(11, 11, dtype=torch.int64), view, pred[rows]),
+        old_scheme.append(task_metrics(update_confusion(torch.zeros(11, 11, dtype=torch.int64), view, pred[rows]),
                                        seen(t)))
     f = summarize(fixed, tasks)["final"]["future_bg"]
     assert f["forgetting_task"] == 0.0 and f["forgetting_class"] == 0.0

@@ -14,7 +14,7 @@ from cemnist_baselines.config import get_config
 from cemnist_baselines.registry import METHODS
 from cemnist_baselines.model import SimpleSegNet
 from cemnist_baselines.data import label_maps
-from cemnist_baselines.trainer import make_step, train_epoch
+from cemnist_baselines.optim_step import make_step, train_epoch
 
 
 @pytest.mark.parametrize(

@@ -157,7 +157,7 @@ def test_where_cli_on_the_committed_board(capsys):
     assert study.main(["where", "--results", str(board), "--method", "nope", "--digits", "1"]) == 2
     assert "no nope 2-2 overlap runs" in capsys.readouterr().err
     assert study.main(["where", "--results", str(board), "--method", "naive", "--step", "-1", "--digits", "1"]) == 2
-    assert "--step must be >= 0, got -1" in capsys.readouterr().err
+    assert "--task must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_budget_axis_note_names_what_the_runs_share():

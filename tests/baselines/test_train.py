@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from cemnist_baselines import seeding, trainer
 from cemnist_baselines.artifacts import read_safetensors
-from cemnist_baselines.checkpoints import load_checkpoint
+from cemnist_baselines.checkpoints import load_checkpoint, remove_task_checkpoints, task_checkpoints, trace_epochs
 from cemnist_baselines.methods import Method
 from cemnist_baselines.registry import BUILTIN_METHODS, METHOD_ORDER
 from cemnist_baselines.runner import expand_methods, run_many, schedule
-from cemnist_baselines.trainer import resolve_device, run_one
+from cemnist_baselines.devices import resolve_device
+from cemnist_baselines.trainer import run_one
 
 T = 5  # tasks of the 2-2 release
 
@@ -65,14 +67,14 @@ def test_end_to_end_result_schema(tiny_runs, method):
 
 def test_task0_is_shared_and_identical(tiny_runs):
     out, res = tiny_runs
-    ck = {m: load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "step0.safetensors")[0]
+    ck = {m: load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "task0.safetensors")[0]
           for m in ("naive", "kd", "mib")}
     for m in ("kd", "mib"):
         assert res[m]["shared_task0"] is True
         assert res[m]["steps"][0] == res["naive"]["steps"][0]
         assert all(torch.equal(ck[m][k], ck["naive"][k]) for k in ck["naive"])
     # later tasks differ between methods (different losses / head init)
-    last = {m: load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "step4.safetensors")[0]
+    last = {m: load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "task4.safetensors")[0]
             for m in ("naive", "kd", "mib")}
     assert not torch.equal(last["naive"]["enc1.0.weight"], last["kd"]["enc1.0.weight"])
     assert not torch.equal(last["naive"]["head.bias"], last["mib"]["head.bias"])
@@ -92,7 +94,34 @@ def test_trace_file(tiny_runs):
 
 
 def _weights(out, method, seed, step):
-    return load_checkpoint(out / "checkpoints" / f"{method}-2-2-overlap-seed{seed}" / f"step{step}.safetensors")[0]
+    return load_checkpoint(out / "checkpoints" / f"{method}-2-2-overlap-seed{seed}" / f"task{step}.safetensors")[0]
+
+
+def test_resume_reads_checkpoints_under_their_older_name(tmp_path, tiny_runs, monkeypatch, tiny_cfg):
+    """Earlier versions named a run's per-task checkpoints ``step{i}.safetensors``: ``--resume`` continues after
+    the last of them and writes ``task{i}`` from there; ``task{i}`` wins over a ``step{i}`` of the same task;
+    a fresh run removes both names."""
+    src, res = tiny_runs
+    stem = "mib-2-2-overlap-seed0"
+    ck = tmp_path / "checkpoints" / stem
+    ck.mkdir(parents=True)
+    for i in range(3):
+        shutil.copy(src / "checkpoints" / stem / f"task{i}.safetensors", ck / f"step{i}.safetensors")
+    calls = []
+    real = trainer.train_task
+    monkeypatch.setattr(trainer, "train_task", lambda ctx, **kw: (calls.append(kw["t"]), real(ctx, **kw))[1])
+    again = run_one(method="mib", seed=0, cfg=tiny_cfg, out_dir=tmp_path, progress=False, device="cpu", resume=True)
+    assert calls == [3, 4]
+    assert again["steps"] == res["mib"]["steps"] and again["final"] == res["mib"]["final"]
+    assert sorted(p.name for p in ck.iterdir()) == ["step0.safetensors", "step1.safetensors", "step2.safetensors",
+                                                    "task3.safetensors", "task4.safetensors"]
+    shutil.copy(ck / "task3.safetensors", ck / "task2.safetensors")
+    found = task_checkpoints(ck)
+    assert list(found) == [0, 1, 2, 3, 4]
+    assert found[2].name == "task2.safetensors" and found[1].name == "step1.safetensors"
+    (ck / "notes.txt").write_text("mine")
+    remove_task_checkpoints(ck)
+    assert [p.name for p in ck.iterdir()] == ["notes.txt"] and task_checkpoints(tmp_path / "missing") == {}
 
 
 def test_determinism_same_seed_and_seed_matters(tmp_path, tiny_runs, tiny_cfg):
@@ -124,7 +153,7 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_runs, tiny_cfg, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_one(method="mib", seed=0, cfg=tiny_cfg, out_dir=out, progress=False, device="cpu")
     assert sorted(p.name for p in (out / "checkpoints" / "mib-2-2-overlap-seed0").iterdir()) == \
-        ["step0.safetensors", "step1.safetensors", "step2.safetensors"]
+        ["task0.safetensors", "task1.safetensors", "task2.safetensors"]
     assert not (out / "mib-2-2-overlap-seed0.json").exists()
     calls = []
     monkeypatch.setattr(trainer, "train_task", lambda ctx, **kw: (calls.append(kw["t"]), real(ctx, **kw))[1])
@@ -186,6 +215,6 @@ def test_trace_every_auto_records_about_4_frames_per_task(tmp_path, tiny_cfg):
     run_one(method="joint", seed=0, cfg=cfg, out_dir=tmp_path / "a", progress=False, device="cpu", trace=True)
     t, _ = read_safetensors(tmp_path / "a" / "joint-2-2-overlap-seed0.trace.safetensors")
     assert t["epoch_index"].tolist() == [2, 3] and t["panel_pred"].shape[0] == 1  # every 2nd + the last
-    assert trainer.trace_epochs(100, 0) == [25, 50, 75, 100]  # auto: 4 frames per task (each scores the pool)
-    assert trainer.trace_epochs(10, 0) == [3, 6, 9, 10]
-    assert trainer.trace_epochs(7, 3) == [3, 6, 7] and trainer.trace_epochs(2, 0) == [1, 2]
+    assert trace_epochs(100, 0) == [25, 50, 75, 100]  # auto: 4 frames per task (each scores the pool)
+    assert trace_epochs(10, 0) == [3, 6, 9, 10]
+    assert trace_epochs(7, 3) == [3, 6, 7] and trace_epochs(2, 0) == [1, 2]

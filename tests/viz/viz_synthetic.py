@@ -62,7 +62,7 @@ def synthetic_run(method: str, seed: int) -> dict[str, Any]:
     from cemnist_baselines.config import TrainConfig
     from cemnist_baselines.data import content_hashes, dataset_info, eval_pool_configs
     from cemnist_baselines.registry import METHODS
-    from cemnist_baselines.metrics import HEADLINE_VIEW, VIEWS, step_metrics, summarize
+    from cemnist_baselines.metrics import HEADLINE_VIEW, VIEWS, summarize, task_metrics
     from cemnist_baselines.results import RESULT_SCHEMA
     from cemnist_baselines.results import run_id
 
@@ -76,7 +76,7 @@ def synthetic_run(method: str, seed: int) -> dict[str, Any]:
     for t in range(len(TASKS)):
         seen = [0] + [d + 1 for ts in TASKS[: t + 1] for d in ts]
         entry = {"task": t}
-        entry.update(step_metrics(torch_tensor(synthetic_confusion(method, seed, t)), seen))
+        entry.update(task_metrics(torch_tensor(synthetic_confusion(method, seed, t)), seen))
         entry["classes_seen"] = [d for ts in TASKS[: t + 1] for d in ts]
         entry["epochs"] = EPOCHS_PER_TASK
         steps.append(entry)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "overlay": "overlay", "label_image": "overlay",
+    "overlay": "overlay", "overlay_grid": "overlay", "label_image": "overlay",
     "DIGIT_COLORS_HEX": "palette", "DIGIT_COLORS_RGB": "palette", "label_color": "palette",
     "write_gif": "gif", "select_frames": "gif",
     "show": "montage", "show_compare": "montage", "preview_strip": "montage", "montage_figure": "montage",

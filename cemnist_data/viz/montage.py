@@ -1,4 +1,7 @@
-"""Montages of samples with their masks overlaid, train-view vs full-mask comparisons, task strips."""
+"""Montages of samples with their masks overlaid, train-view vs full-mask comparisons, task strips.
+
+Cells are coloured by :func:`.overlay.overlay`; the per-task strip is the release card's preview grid
+(:func:`.overlay.overlay_grid`, :mod:`cemnist_data.preview`) with a title, row labels and a legend."""
 from __future__ import annotations
 
 import os
@@ -8,11 +11,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from .figures import new_figure, save_figure
-from .overlay import label_image, overlay, validate_pair
+from .overlay import as_uint8_array, label_image, overlay, overlay_grid, validate_pair
 from ..labels import IGNORE
+from ..preview import PREVIEW_ALPHA, PREVIEW_BLEND
 from .palette import legend_handles
 
 PANEL_INCHES = 1.15
+STRIP_GAP = 4
+"""Pixels between the cells of the per-task strip (as in the release card's preview)."""
 
 
 def digits_present(mask: np.ndarray) -> list[int]:
@@ -173,43 +179,41 @@ def preview_strip_figure(
     *,
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
-    alpha: float = 0.65,
+    alpha: float = PREVIEW_ALPHA,
+    blend: str = PREVIEW_BLEND,
 ) -> Any:
-    """One row per task: a few (image, mask) samples overlaid, row label on the left, one legend."""
+    """One row per task: a few (image, mask) samples overlaid, row label on the left, one legend.
+
+    The samples are the grid of the release card's preview (:mod:`cemnist_data.preview`): the same
+    :func:`~.overlay.overlay_grid` and, by default, the same colouring rule; matplotlib adds the title, the row
+    labels and the legend."""
     if len(rows) == 0:
         raise ValueError("need at least one row (one per task)")
     if row_labels is not None and len(row_labels) != len(rows):
         raise ValueError(f"row_labels has {len(row_labels)} entries for {len(rows)} rows")
-    data = []
-    for r, (im, mk) in enumerate(rows):
-        img, msk = validate_pair(im, mk)
-        if img.ndim == 2:
-            img, msk = img[None], msk[None]
-        data.append((img, msk))
-    ncols = max(d[0].shape[0] for d in data)
-    nrows = len(data)
+    grid = overlay_grid(rows, scale=1, gap=STRIP_GAP, alpha=alpha, blend=blend)
+    masks = [as_uint8_array(mk, name="masks") for _, mk in rows]  # valid: overlay_grid checked every row
+    any_ignore = any(bool((m == IGNORE).any()) for m in masks)
+    cell = masks[0].shape[-2]
+    ncols = max(1 if m.ndim == 2 else m.shape[0] for m in masks)
     label_in = 1.3 if row_labels is not None else 0.1
-    width = label_in + ncols * PANEL_INCHES + 0.1
+    grid_w = ncols * PANEL_INCHES
+    grid_h = grid_w * grid.shape[0] / grid.shape[1]
+    width = label_in + grid_w + 0.1
     top_in = 0.45 if title else 0.1
     bottom_in = 0.1 + 0.24 * 2
-    height = nrows * (PANEL_INCHES + 0.06) + top_in + bottom_in
+    height = grid_h + top_in + bottom_in
     fig = new_figure(width, height, dpi=100)
-    gs = fig.add_gridspec(nrows, ncols, left=label_in / width, right=1 - 0.1 / width,
-                          top=1 - top_in / height, bottom=bottom_in / height, wspace=0.05, hspace=0.06)
-    any_ignore = False
-    for r, (img, msk) in enumerate(data):
-        any_ignore |= bool((msk == IGNORE).any())
-        rgb = overlay(img, msk, alpha=alpha)
-        for c in range(ncols):
-            ax = fig.add_subplot(gs[r, c])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < img.shape[0]:
-                ax.imshow(rgb[c], interpolation="nearest")
-            else:
-                ax.axis("off")
-            if c == 0 and row_labels is not None:
-                ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
+    ax = fig.add_axes((label_in / width, bottom_in / height, grid_w / width, grid_h / height))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if row_labels is not None:
+        centres = [STRIP_GAP + r * (cell + STRIP_GAP) + (cell - 1) / 2 for r in range(len(rows))]
+        ax.set_yticks(centres, labels=list(row_labels), fontsize=9)
+        ax.tick_params(axis="y", length=0, pad=6)
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
     n_leg = 10 + any_ignore
@@ -223,11 +227,12 @@ def preview_strip(
     out: str | os.PathLike[str],
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
-    alpha: float = 0.65,
+    alpha: float = PREVIEW_ALPHA,
+    blend: str = PREVIEW_BLEND,
     dpi: int = 150,
 ) -> Path:
-    """Write the per-task preview strip PNG (one row per task); returns the path."""
-    fig = preview_strip_figure(rows, row_labels=row_labels, title=title, alpha=alpha)
+    """Write the per-task preview strip PNG (one row per task; :func:`preview_strip_figure`); returns the path."""
+    fig = preview_strip_figure(rows, row_labels=row_labels, title=title, alpha=alpha, blend=blend)
     return save_figure(fig, out, dpi=dpi)
 
 

@@ -64,7 +64,7 @@ def _edit_header(path: Path, old: bytes, new: bytes) -> None:
 def test_r2_item05_a_checkpoint_with_edited_progress_is_not_resumed(tmp_path, q_run):
     """Before: the checksum covered the tensors only; one edited byte in the ``progress`` metadata of step4 was
     resumed and the result JSON carried the edited wall time. Now the hash covers tensors and metadata."""
-    from cemnist_baselines.animations import load_trace
+    from cemnist_baselines.report.animations import load_trace
     from cemnist_baselines.checkpoints import load_checkpoint
     from cemnist_baselines.trainer import run_one
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cemnist_baselines.animations import load_trace
+from cemnist_baselines.report.animations import load_trace
 from cemnist_baselines.cli import main as cli_main
 from cemnist_baselines.run_progress import run_progress
 from cemnist_baselines.results import ResultError

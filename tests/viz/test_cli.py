@@ -1,10 +1,8 @@
-import argparse
-
 import numpy as np
 import pytest
 
 from cemnist_data.viz import cli
-from viz_helpers import assert_nontrivial_png
+from png_checks import assert_nontrivial_png
 
 TASKS = [[0, 1], [2, 3], [4, 5]]
 
@@ -49,21 +47,11 @@ def test_show(fake_loader, tmp_path, mode):
     assert fake_loader == [("overlap-task1", "train", ("image", "mask", "full_mask"))]
 
 
-def test_preview_and_subcommand_registration(fake_loader, tmp_path):
+def test_preview(fake_loader, tmp_path):
     out = tmp_path / "strip.png"
     assert cli.main(["preview", "--per-task", "3", "--out", str(out)]) == 0
     assert_nontrivial_png(out)
     assert [c[0] for c in fake_loader] == ["overlap-task0", "overlap-task1", "overlap-task2"]
-    parser = argparse.ArgumentParser(prog="cemnist")
-    sub = parser.add_subparsers(dest="command")
-    cli.add_cli_subcommands(sub)
-    args = parser.parse_args(["report", "results/v1", "--max-frames", "30"])
-    assert args.func is cli.cmd_report and args.report_args == ["results/v1", "--max-frames", "30"]
-
-
-def test_report_cli(results_dir, tmp_path):
-    assert cli.main(["report", str(results_dir), "--out", str(tmp_path / "r"), "--max-frames", "6"]) == 0
-    assert (tmp_path / "r" / "index.html").is_file()
 
 
 def test_pick_indices():

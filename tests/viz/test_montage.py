@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from viz_helpers import assert_nontrivial_png, has_colour
+from png_checks import assert_nontrivial_png, has_colour
 
 from cemnist_data.viz.montage import digits_present, preview_strip, show, show_compare
 from cemnist_data.viz.palette import label_color
@@ -50,6 +50,12 @@ def test_compare_and_preview(tmp_path):
     strip = preview_strip([(img[:2], full[:2]), (img[2:], full[2:])], out=tmp_path / "s.png",
                           row_labels=["task 1", "task 2"], title="strip", alpha=1.0)
     assert_nontrivial_png(strip)
+    # by default the strip is the release preview's grid: the white strokes take their exact label colour
+    strip = preview_strip([(img[:2], full[:2]), (img[2:], full[2:])], out=tmp_path / "d.png",
+                          row_labels=["task 1", "task 2"])
+    rgb = assert_nontrivial_png(strip)
+    for d in range(3):
+        assert has_colour(rgb, label_color(d + 1), at_least=1000), d  # the legend patches alone: ~240 px
     with pytest.raises(ValueError, match="row_labels"):
         preview_strip([(img, full)], out=tmp_path / "y.png", row_labels=["a", "b"])
     with pytest.raises(ValueError, match="at least one row"):

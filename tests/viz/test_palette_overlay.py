@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cemnist_data.viz.overlay import ignore_pattern, label_image, overlay, tile
+from cemnist_data.viz.overlay import ignore_pattern, label_image, overlay, overlay_grid, tile
 from cemnist_data.viz.palette import (DIGIT_COLORS_HEX, DIGIT_COLORS_RGB, IGNORE_STRIPE_RGB, hex_to_rgb, label_color,
                                       label_name)
 
@@ -52,6 +52,46 @@ def test_known_pixels_blended():
     exp = tuple((100 * 128 + c * 128 + 128) >> 8 for c in (230, 159, 0))
     assert tuple(out[1, 1]) == exp == (165, 130, 50)
     assert tuple(out[0, 0]) == (37, 37, 37)
+
+
+def test_stroke_blend_follows_the_stroke_intensity():
+    """The release preview's rule: the colour's share is ``alpha`` on black, 1 on white, linear between."""
+    img, msk = _hand_built()
+    img[5, 5], img[5, 6] = 255, 0
+    msk[5, 5] = msk[5, 6] = 1  # digit 0, (230, 159, 0)
+    out = overlay(img, msk, alpha=0.35, blend="stroke")
+    a = 0.35 + 0.65 * 100 / 255
+    assert tuple(out[1, 1]) == tuple(round(c * a + 100 * (1 - a)) for c in (230, 159, 0)) == (179, 136, 40)
+    assert tuple(out[5, 5]) == (230, 159, 0)  # white stroke: the label colour itself
+    assert tuple(out[5, 6]) == (80, 56, 0)  # black: 0.35 of the colour
+    assert tuple(out[0, 0]) == (37, 37, 37) and tuple(out[4, 4]) == (100, 100, 100)  # background stays grey
+    assert tuple(out[7, 7]) in IGNORE_STRIPE_RGB  # ignore: stripes under both rules
+    assert not np.array_equal(out, overlay(img, msk, alpha=0.35))
+    with pytest.raises(ValueError, match="blend must be one of constant, stroke, got 'soft'"):
+        overlay(img, msk, blend="soft")
+
+
+def test_overlay_grid_lays_cells_out_with_gaps_and_margin():
+    img, msk = _hand_built()
+    rows = [(np.stack([img, img, img]), np.stack([msk, msk, msk])), (img, msk)]  # the second row is shorter
+    grid = overlay_grid(rows, scale=2, gap=3, alpha=1.0)
+    cell = 8 * 2
+    assert grid.shape == (2 * (cell + 3) + 3, 3 * (cell + 3) + 3, 3) and grid.dtype == np.uint8
+    x0, y1 = 3 + 2 * (cell + 3), 3 + cell + 3  # third cell of row 0; first cell of row 1
+    want = overlay(img, msk, alpha=1.0).repeat(2, axis=0).repeat(2, axis=1)
+    assert np.array_equal(grid[3:3 + cell, x0:x0 + cell], want)
+    assert np.array_equal(grid[y1:y1 + cell, 3:3 + cell], want)
+    assert (grid[y1:y1 + cell, 3 + cell:] == 255).all()  # the short row ends in background cells
+    assert (grid[:3] == 255).all() and (grid[:, :3] == 255).all() and (grid[3 + cell:y1] == 255).all()
+    assert (overlay_grid([(img, msk)], gap=1, background=0)[0] == 0).all()
+    with pytest.raises(ValueError, match="at least one row"):
+        overlay_grid([])
+    with pytest.raises(ValueError, match=r"row 1: images and masks must have the same shape"):
+        overlay_grid([(img, msk), (img, msk[:4])])
+    with pytest.raises(ValueError, match=r"row 1: images of 4x8 pixels, row 0 has 8x8"):
+        overlay_grid([(img, msk), (img[:4], msk[:4])])
+    with pytest.raises(ValueError, match="scale must be positive"):
+        overlay_grid([(img, msk)], scale=0)
 
 
 def test_ignore_has_distinct_stripes():

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from cemnist_data.viz.figures import new_figure, save_figure
-from .results import Curve, class_iou_matrix, metric_curves, single_group
+from ..results import Curve, class_iou_matrix, metric_curves, single_group
 
 # Method line colours (Okabe–Ito order, distinct from nothing else needed; "joint" is the dashed upper bound).
 _METHOD_COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999933", "#882255",

@@ -1,13 +1,15 @@
+"""The training animations (cemnist_baselines.report.animations) drawn from synthetic traces."""
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cemnist_baselines.animations import (confusion_frame_indices, confusion_gif, find_traces, load_trace,
-                                         prediction_gif, row_normalise, seen_labels_mask)
-
-from viz_synthetic import EPOCHS_PER_TASK, TASKS
+from cemnist_baselines.report.animations import (CONFUSION_GIF, PREDICTION_GIF, confusion_frame_indices,
+                                                 confusion_gif, find_traces, load_trace, prediction_gif,
+                                                 row_normalise, seen_labels_mask)
+from synthetic_results import EPOCHS_PER_TASK, TASKS
 
 
 def test_load_trace(results_dir):
@@ -48,8 +50,8 @@ def test_frame_selection_keeps_task_ends():
 
 def test_confusion_gif_bounded_and_deterministic(results_dir, tmp_path):
     path = find_traces(results_dir)[2]
-    a = confusion_gif(path, tmp_path / "a.gif", max_frames=7)
-    b = confusion_gif(path, tmp_path / "b.gif", max_frames=7)
+    a = confusion_gif(path, tmp_path / "a.gif", options=replace(CONFUSION_GIF, max_frames=7))
+    b = confusion_gif(path, tmp_path / "b.gif", options=replace(CONFUSION_GIF, max_frames=7))
     assert hashlib.sha256((tmp_path / "a.gif").read_bytes()).digest() == hashlib.sha256(
         (tmp_path / "b.gif").read_bytes()).digest()
     ends = [t * EPOCHS_PER_TASK + EPOCHS_PER_TASK - 1 for t in range(len(TASKS))]
@@ -78,6 +80,20 @@ def test_prediction_gif(results_dir, tmp_path):
         prediction_gif({t.method: t for t in tr}, tmp_path / "q.gif")
     with pytest.raises(ValueError, match="at least one trace"):
         prediction_gif({}, tmp_path / "q.gif")
+
+
+def test_gif_options_set_each_animation_s_frame_durations(results_dir, tmp_path):
+    paths = find_traces(results_dir)
+    prediction_gif(paths, tmp_path / "p.gif", max_images=1)
+    confusion_gif(paths[0], tmp_path / "c.gif", options=replace(CONFUSION_GIF, max_frames=6))
+    for name, opts, n in (("p.gif", PREDICTION_GIF, len(TASKS)), ("c.gif", CONFUSION_GIF, 6)):
+        with Image.open(tmp_path / name) as im:
+            durations = []
+            for k in range(im.n_frames):
+                im.seek(k)
+                durations.append(im.info["duration"])
+        assert durations == [opts.duration_ms] * (n - 1) + [opts.last_frame_ms], name
+    assert PREDICTION_GIF.duration_ms != CONFUSION_GIF.duration_ms
 
 
 def test_seen_labels_mask():

@@ -1,12 +1,13 @@
+"""The report's plots (cemnist_baselines.report.plots) and the result views they read, on synthetic results."""
 import json
 
 import numpy as np
 import pytest
 
-from viz_helpers import assert_nontrivial_png
+from png_checks import assert_nontrivial_png
 
 from cemnist_baselines.leaderboard import aggregate
-from cemnist_baselines.plots import plot_class_iou_heatmaps, plot_miou_curves
+from cemnist_baselines.report.plots import method_style, plot_class_iou_heatmaps, plot_miou_curves
 from cemnist_baselines.results import ResultError, format_pm, load_results, mean_std
 
 
@@ -87,8 +88,6 @@ def test_leaderboard_rows(results_dir):
 
 
 def test_builtin_methods_keep_their_colour_in_every_picture():
-    from cemnist_baselines.plots import method_style
-
     assert method_style("mib", 4) == method_style("mib", 3)  # overlap and disjoint list different subsets
     builtin = {m: method_style(m, 0)["color"] for m in ("naive", "kd", "ilt", "pl", "mib", "plop", "replay")}
     assert len(set(builtin.values())) == 7

@@ -1,3 +1,5 @@
+"""The report page (cemnist_baselines.report.render_report) of synthetic results; with ``-m chromium``, opened in
+headless Chromium."""
 import base64
 import re
 import shutil
@@ -8,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cemnist_baselines.registry import METHODS, method_source
 from cemnist_baselines.report import computed_leaderboard, render_report
 from cemnist_baselines.results import load_results
+from cemnist_baselines.validate import load_validated, load_valid_results
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -22,6 +26,14 @@ def report(results_dir, tmp_path_factory):
     page = render_report(results_dir, out / "site", preview_png=preview, title="SYNTHETIC test report",
                          max_frames=8)
     return page
+
+
+def test_synthetic_results_pass_the_validating_loader(results_dir):
+    ok, refused = load_validated([results_dir])
+    assert refused == [] and len(ok) == 6
+    assert sorted((r["method"], r["seed"]) for r in load_valid_results(results_dir)) == [
+        (m, s) for m in ("kd", "mib", "naive") for s in (0, 1)]
+    assert {r["method"]: r["method_source"] for r in ok} == {m: method_source(METHODS[m]) for m in ("naive", "kd", "mib")}
 
 
 def test_report_files(report):

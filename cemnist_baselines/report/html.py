@@ -1,21 +1,24 @@
-"""Render everything for a results folder into one directory plus one self-contained HTML page."""
+"""The report page: everything for a results folder rendered into one directory plus one self-contained
+``index.html`` (:func:`render_report`, one function per section of the page)."""
 from __future__ import annotations
 
 import base64
 import html
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cemnist_data.fileio import atomic_write_bytes, atomic_write_text
-from .animations import TRACE_SUFFIX, confusion_gif, find_traces, load_trace, prediction_gif
 from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES
+from ..leaderboard import aggregate, column_labels
+from ..metrics import HEADLINE_VIEW
+from ..results import format_pm, method_sort_key, plot_groups
+from ..validate import load_valid_results
+from .animations import (CONFUSION_GIF, PREDICTION_GIF, TRACE_SUFFIX, confusion_gif, find_traces, load_trace,
+                         prediction_gif)
 from .plots import plot_class_iou_heatmaps, plot_miou_curves
-from .leaderboard import aggregate, column_labels
-from .metrics import HEADLINE_VIEW
-from .results import format_pm, method_sort_key, plot_groups
-from .validate import load_valid_results
 
 REPORT_KEYS = ("miou_bg", "miou", "first", "later", "old", "new", "avg_inc_miou_bg", "forgetting_task")
 
@@ -186,8 +189,8 @@ def _animations_section(traces: list[Path], out_dir: Path, *, all_seeds: bool, c
             if inc and len({t.method for t in inc}) == len(inc):
                 p = out_dir / f"predictions_{_slug(setting, mode, preset, 'seed' + seed)}.gif"
                 try:
-                    prediction_gif({t.method: t for t in inc}, p, max_frames=max_frames, max_bytes=max_bytes,
-                                   title=f"{name}, seed {seed}")
+                    prediction_gif({t.method: t for t in inc}, p, title=f"{name}, seed {seed}",
+                                   options=replace(PREDICTION_GIF, max_frames=max_frames, max_bytes=max_bytes))
                     body.append(_figure(p, f"{name}, seed {seed}: predictions on a fixed test panel after each "
                                            "task; ground truth restricted to the digits seen so far."))
                 except ValueError as exc:
@@ -195,8 +198,8 @@ def _animations_section(traces: list[Path], out_dir: Path, *, all_seeds: bool, c
                                 f"{html.escape(str(exc))}</p>")
             for t in sel:
                 p = out_dir / f"confusion_{_slug(t.path.name[: -len(TRACE_SUFFIX)])}.gif"
-                confusion_gif(t, p, every=confusion_every, max_frames=max_frames, max_bytes=max_bytes,
-                              title=f"{t.method} · {name} · seed {seed}")
+                confusion_gif(t, p, every=confusion_every, title=f"{t.method} · {name} · seed {seed}",
+                              options=replace(CONFUSION_GIF, max_frames=max_frames, max_bytes=max_bytes))
                 body.append(_figure(p, f"{t.method}, seed {seed}: row-normalised confusion matrix on the "
                                        "evaluation pool (all labels) after each recorded epoch."))
     return body

@@ -1,13 +1,11 @@
-"""Fixtures for the visualisation tests (SYNTHETIC data only, see viz_synthetic.py)."""
+"""Fixtures of the report's picture tests (SYNTHETIC results only, see synthetic_results.py)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from viz_synthetic import make_results_dir  # noqa: E402
+from synthetic_results import make_results_dir
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,12 @@
    tasks, with the task boundaries marked on a timeline and the step in every frame's title.
 2. :func:`prediction_gif` — predictions on the fixed panel of test images after every task, side by
    side for several methods (e.g. naive / kd / mib) and the ground truth.
+
+Both are written by one :class:`GifOptions` (bounds and frame durations; :data:`CONFUSION_GIF`,
+:data:`PREDICTION_GIF` are their defaults).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +18,39 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from cemnist_data.viz.figures import figure_to_rgb, new_figure
-from cemnist_data.viz.gif import DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, GifInfo, select_frames, write_gif
-from cemnist_data.viz.overlay import overlay, validate_pair
+from cemnist_data.viz.gif import (DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, GifInfo, select_frames,
+                                  write_gif)
 from cemnist_data.labels import IGNORE
+from cemnist_data.viz.overlay import check_mask_values, overlay, validate_pair
 from cemnist_data.viz.palette import DIGIT_COLORS_HEX, legend_handles
-from .results import method_sort_key
+from ..results import method_sort_key
 
 TRACE_SUFFIX = ".trace.safetensors"
+
+
+@dataclass(frozen=True)
+class GifOptions:
+    """How an animation is written (:func:`cemnist_data.viz.gif.write_gif`): at most ``max_frames`` frames
+    (evenly subsampled, the end of every task kept), ``max_bytes`` bytes and ``max_side`` pixels a side; each
+    frame is shown ``duration_ms``, the last one ``last_frame_ms``. Change one field with
+    :func:`dataclasses.replace`, e.g. ``replace(CONFUSION_GIF, max_frames=30)``."""
+
+    duration_ms: int
+    last_frame_ms: int
+    max_frames: int = DEFAULT_MAX_FRAMES
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_side: int = DEFAULT_MAX_SIDE
+
+    def write(self, frames: Sequence[np.ndarray], out: str | os.PathLike[str]) -> GifInfo:
+        """Write ``frames`` (RGB uint8 ``[H, W, 3]``) as a GIF at ``out`` with these options."""
+        return write_gif(frames, out, duration_ms=self.duration_ms, last_frame_ms=self.last_frame_ms,
+                         max_frames=self.max_frames, max_bytes=self.max_bytes, max_side=self.max_side)
+
+
+CONFUSION_GIF = GifOptions(duration_ms=350, last_frame_ms=2500)
+"""The confusion GIF's defaults: short frames (one per recorded epoch)."""
+PREDICTION_GIF = GifOptions(duration_ms=1200, last_frame_ms=3000)
+"""The prediction GIF's defaults: long frames (one per task)."""
 
 
 @dataclass
@@ -76,8 +104,6 @@ def validate_trace(tensors: Mapping[str, np.ndarray], *, name: str = "trace") ->
     validate_pair(img, full)
     if pred.shape[1:] != img.shape:
         raise ValueError(f"{name}: panel_pred must be [T, {', '.join(map(str, img.shape))}], got {pred.shape}")
-    from cemnist_data.viz.overlay import check_mask_values
-
     if pred.dtype != np.uint8:
         raise ValueError(f"{name}: panel_pred must be uint8, got {pred.dtype}")
     check_mask_values(pred, name=f"{name}: panel_pred")
@@ -85,11 +111,8 @@ def validate_trace(tensors: Mapping[str, np.ndarray], *, name: str = "trace") ->
 
 def load_trace(path: str | os.PathLike[str]) -> Trace:
     """Load a trace file (safetensors, no pickle) and its companion result JSON when present."""
-    from safetensors import safe_open
-    from safetensors.numpy import load_file
-
-    from .artifacts import read_safetensors
-    from .results import load_result
+    from ..artifacts import read_safetensors
+    from ..results import load_result
 
     path = Path(path)
     tt, meta = read_safetensors(path, what="trace")  # damaged/truncated files: ValueError naming the file
@@ -232,18 +255,13 @@ def confusion_gif(
     out: str | os.PathLike[str],
     *,
     every: int = 1,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_side: int = DEFAULT_MAX_SIDE,
-    duration_ms: int = 350,
-    last_frame_ms: int = 2500,
     tasks: Sequence[Sequence[int]] | None = None,
     title: str | None = None,
+    options: GifOptions = CONFUSION_GIF,
 ) -> GifInfo:
     """Write the confusion-matrix-per-epoch GIF for one trace (bounded, deterministic)."""
-    frames, _ = confusion_frames(trace, every=every, max_frames=max_frames, tasks=tasks, title=title)
-    return write_gif(frames, out, duration_ms=duration_ms, last_frame_ms=last_frame_ms, max_frames=max_frames,
-                     max_bytes=max_bytes, max_side=max_side)
+    frames, _ = confusion_frames(trace, every=every, max_frames=options.max_frames, tasks=tasks, title=title)
+    return options.write(frames, out)
 
 
 def seen_labels_mask(full: np.ndarray, seen_digits: Sequence[int]) -> np.ndarray:
@@ -329,18 +347,13 @@ def prediction_gif(
     out: str | os.PathLike[str],
     *,
     max_images: int = 4,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_side: int = DEFAULT_MAX_SIDE,
-    duration_ms: int = 1200,
-    last_frame_ms: int = 3000,
     tasks: Sequence[Sequence[int]] | None = None,
     title: str | None = None,
+    options: GifOptions = PREDICTION_GIF,
 ) -> GifInfo:
     """Write the predictions-after-each-task GIF (methods side by side with the ground truth)."""
     frames = prediction_frames(traces, max_images=max_images, tasks=tasks, title=title)
-    return write_gif(frames, out, duration_ms=duration_ms, last_frame_ms=last_frame_ms, max_frames=max_frames,
-                     max_bytes=max_bytes, max_side=max_side)
+    return options.write(frames, out)
 
 
 def find_traces(results_dir: str | os.PathLike[str]) -> list[Path]:

@@ -1,14 +1,15 @@
-"""SYNTHETIC result folders for the visualisation tests only.
+"""SYNTHETIC result folders for the report's picture tests only.
 
 Nothing here is a benchmark result: the numbers are made up to look plausible (naive forgets,
-kd forgets less, mib least) so that plots and reports have something to draw. Every reader of a results
-folder validates what it reads (issue 19), so the made-up runs are consistent with the shipped release:
-its dataset hashes and evaluation pool size (the background cell of each confusion takes the rest of the
-pool's pixels), the built-in methods' protocol values, a config as a CPU run records it.
+kd forgets less, mib least) so that plots and reports have something to draw. The records are built by
+:func:`cemnist_baselines.results.make_result`, the function the trainer writes its results with, so they follow
+the result schema (docs/PROTOCOL.md, "Result files"). Every reader of a results folder validates what it reads
+(``cemnist_baselines.validate.load_valid_results``), so the made-up runs are consistent with the shipped
+release: its dataset hashes and evaluation pool size (the background cell of each confusion takes the rest of
+the pool's pixels), the built-in methods' protocol values and sources, a config as a CPU run records it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,6 @@ TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 RETAIN = {"naive": 0.15, "kd": 0.6, "mib": 0.85}
 EPOCHS_PER_TASK = 3
 PANEL = 4
-
-
-def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
-    tp = np.diag(conf).astype(np.float64)
-    denom = conf.sum(0) + conf.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, tp / denom, np.nan)
 
 
 POOL_PIXELS = 5000 * 60 * 60  # the shipped release's test pool: 5,000 images of 60x60
@@ -58,13 +52,16 @@ def synthetic_confusion(method: str, seed: int, t: int, progress: float = 1.0) -
 
 
 def synthetic_run(method: str, seed: int) -> dict[str, Any]:
-    """A schema-2 result whose every metric is computed by the real metric code from synthetic confusions."""
+    """A result record (:func:`~cemnist_baselines.results.make_result`, as the trainer calls it) whose every
+    metric is computed by the real metric code from synthetic confusions."""
+    import torch
+
+    from cemnist_baselines.artifacts import env_info
     from cemnist_baselines.config import TrainConfig
     from cemnist_baselines.data import content_hashes, dataset_info, eval_pool_configs
-    from cemnist_baselines.registry import METHODS
-    from cemnist_baselines.metrics import HEADLINE_VIEW, VIEWS, summarize, task_metrics
-    from cemnist_baselines.results import RESULT_SCHEMA
-    from cemnist_baselines.results import run_id
+    from cemnist_baselines.metrics import task_metrics
+    from cemnist_baselines.registry import METHODS as REGISTRY, method_source
+    from cemnist_baselines.results import make_result
 
     info = dataset_info(path="cemnist")  # the shipped release manifest (no download)
     pool = eval_pool_configs("overlap", len(TASKS), "test")
@@ -72,39 +69,24 @@ def synthetic_run(method: str, seed: int) -> dict[str, Any]:
     n_img = sum(int(info["configs"][c]["test"]["num_rows"]) for c in pool)
     assert n_img * 60 * 60 == POOL_PIXELS
 
-    steps = []
+    records = []
     for t in range(len(TASKS)):
         seen = [0] + [d + 1 for ts in TASKS[: t + 1] for d in ts]
-        entry = {"task": t}
-        entry.update(task_metrics(torch_tensor(synthetic_confusion(method, seed, t)), seen))
+        entry: dict[str, Any] = {"task": t}
+        entry.update(task_metrics(torch.as_tensor(synthetic_confusion(method, seed, t)), seen))
         entry["classes_seen"] = [d for ts in TASKS[: t + 1] for d in ts]
         entry["epochs"] = EPOCHS_PER_TASK
-        steps.append(entry)
-    summ = summarize(steps, TASKS)
+        records.append(entry)
     cfg = TrainConfig(epochs=EPOCHS_PER_TASK, lr=0.01).resolved("cpu")
-    r = {
-        "schema": RESULT_SCHEMA,
-        "method": method, "seed": seed, "setting": "2-2", "mode": "overlap", "preset": "synthetic-test",
-        "precision": "fp32", "config": cfg.to_dict(), "protocol": cfg.protocol(),
-        "method_protocol": METHODS[method].protocol_values(),
-        "dataset": {"version": info["version"], "content_sha256": hashes},
-        "evaluation": {"split": "test", "pool_configs": pool, "num_images": n_img, "num_pixels": POOL_PIXELS,
-                       "pool_num_images": n_img, "views": list(VIEWS), "headline_view": HEADLINE_VIEW,
-                       "note": "SYNTHETIC test data"},
-        "package_version": "0.0.0", "git_commit": None,
-        "env": {"torch": "none", "cuda": None, "device": "cpu", "device_name": "synthetic", "num_threads": 1},
-        "class_order": list(range(10)), "tasks": TASKS,
-        "wall_time_per_task_s": [1.0] * len(TASKS),
-        "steps": steps, "R": summ["R"], "final": summ["final"], "shared_task0": False, "joint": False,
-    }
-    r["run_id"] = run_id(r)
-    return r
-
-
-def torch_tensor(a: np.ndarray) -> Any:
-    import torch
-
-    return torch.as_tensor(a)
+    meth = REGISTRY[method]
+    return make_result(
+        method=method, seed=seed, preset="synthetic-test", cfg=cfg, method_protocol=meth.protocol_values(),
+        method_source=method_source(meth), dataset={"version": info["version"], "content_sha256": hashes},
+        evaluation={"split": "test", "pool_configs": pool, "num_images": n_img, "num_pixels": POOL_PIXELS,
+                    "pool_num_images": n_img},
+        git_commit=None, env=env_info(torch.device("cpu")), tasks=TASKS,
+        wall_time_per_task_s=[1.0] * len(TASKS), task_records=records, seen_upto=list(range(len(TASKS))),
+        shared_task0=False, joint=meth.joint)
 
 
 def synthetic_panel(P: int = PANEL) -> tuple[np.ndarray, np.ndarray]:
@@ -123,16 +105,18 @@ def synthetic_panel(P: int = PANEL) -> tuple[np.ndarray, np.ndarray]:
 
 
 def synthetic_trace(method: str, seed: int, path: Path, result_name: str, run_id: str) -> None:
+    """A trace file as ``--trace`` writes it (docs/INTERFACES.md, "Run artifacts") for the synthetic run."""
     import torch
 
     from cemnist_baselines.artifacts import atomic_save_safetensors
 
-    confs, ep_task, ep_idx = [], [], []
+    confs, ep_task, ep_idx, ep_loss = [], [], [], []
     for t in range(len(TASKS)):
         for e in range(1, EPOCHS_PER_TASK + 1):
             confs.append(synthetic_confusion(method, seed, t, progress=e / EPOCHS_PER_TASK))
             ep_task.append(t)
             ep_idx.append(e)
+            ep_loss.append(1.0 / e)
     img, full = synthetic_panel()
     preds = []
     rng = np.random.default_rng(seed)
@@ -147,6 +131,7 @@ def synthetic_trace(method: str, seed: int, path: Path, result_name: str, run_id
         "epoch_confusion": np.stack(confs).astype(np.int64),
         "epoch_task": np.array(ep_task, np.int64),
         "epoch_index": np.array(ep_idx, np.int64),
+        "epoch_loss": np.array(ep_loss, np.float32),
         "panel_images": img,
         "panel_full_masks": full,
         "panel_pred": np.stack(preds).astype(np.uint8),
@@ -156,13 +141,17 @@ def synthetic_trace(method: str, seed: int, path: Path, result_name: str, run_id
 
 
 def make_results_dir(root: Path, *, traces: bool = True) -> Path:
-    """Write 3 methods x 2 seeds of SYNTHETIC result JSONs (+ traces for seed 0) into ``root``."""
+    """Write 3 methods x 2 seeds of SYNTHETIC result JSONs (+ traces for seed 0) into ``root``, as the trainer
+    writes them (:func:`~cemnist_baselines.results.result_json_text`)."""
+    from cemnist_baselines.results import result_json_text
+    from cemnist_baselines.trainer import run_stem
+
     root.mkdir(parents=True, exist_ok=True)
     for m in METHODS:
         for s in SEEDS:
-            stem = f"{m}-2-2-overlap-seed{s}"
             r = synthetic_run(m, s)
-            (root / f"{stem}.json").write_text(json.dumps(r, indent=1))
+            stem = run_stem(m, r["setting"], r["mode"], s)
+            (root / f"{stem}.json").write_text(result_json_text(r, name=stem))
             if traces and s == 0:
                 synthetic_trace(m, s, root / f"{stem}.trace.safetensors", f"{stem}.json", r["run_id"])
     return root

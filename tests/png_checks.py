@@ -1,4 +1,5 @@
-"""Checks shared by the visualisation tests."""
+"""Checks of written pictures shared by the data pictures' tests (tests/viz) and the report's
+(tests/baselines/report); ``tests/`` is on ``sys.path`` through tests/conftest.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,4 +23,5 @@ def assert_nontrivial_png(path: Path, *, min_size: int = 200, min_colours: int =
 
 
 def has_colour(rgb: np.ndarray, colour: tuple[int, int, int], *, at_least: int = 20) -> bool:
+    """Whether at least ``at_least`` pixels of ``rgb`` have exactly ``colour``."""
     return int((rgb == np.array(colour, np.uint8)).all(axis=-1).sum()) >= at_least

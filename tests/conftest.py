@@ -37,3 +37,16 @@ def release(shared_cache: Path):
     from cemnist_data.loader import resolve_release
 
     return resolve_release("cemnist", cache_dir=shared_cache, progress=False)
+
+
+@pytest.fixture
+def obey_file_modes() -> list[str]:
+    """The command prefix under which a child process obeys file modes (a read-only folder stays read-only):
+    nothing for a normal user; as root, util-linux ``setpriv`` without the capabilities that override file
+    modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER). Skips the test as root without ``setpriv``."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without util-linux setpriv: file modes cannot make a folder read-only")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]

@@ -1,5 +1,6 @@
-"""Abuse cases of issue 12 on the baselines side: traces bound to their JSON, damaged files named in every
-reader, and --jobs workers that die with their parent (each a reproduction that failed before the fix)."""
+"""Misuse cases of the first round on the baselines side (docs/RELIABILITY.md, "Misuse cases, first round"):
+traces bound to their JSON, damaged files named in every reader, and --jobs workers that die with their
+parent (each a reproduction that failed before the fix)."""
 from __future__ import annotations
 
 import json

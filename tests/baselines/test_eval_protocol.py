@@ -1,5 +1,5 @@
-"""What the numbers are measured on (issue 8): one fixed pool per run, honest subsets, mode-specific joint
-data, artefacts that cannot go stale, result folders that cannot mix."""
+"""What the numbers are measured on (DATASET_CARD.md, "The rules (normative)"): one fixed pool per run,
+honest subsets, mode-specific joint data, artefacts that cannot go stale, result folders that cannot mix."""
 from __future__ import annotations
 
 import json

@@ -123,7 +123,7 @@ def test_to_numpy_rejects_datasetdict(release) -> None:
         to_numpy(load_dataset("cemnist", task=0))  # type: ignore[arg-type]
 
 
-# --- issue 11 §1: load_dataset behaves like datasets.load_dataset --------------------------------
+# --- load_dataset behaves like datasets.load_dataset -------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,8 @@ def test_a_hub_fetch_downloads_only_the_requested_config(release, tmp_path, monk
     assert sorted(p.name for p in (folder / "data").iterdir()) == ["joint", "overlap-task2"]
 
 
-# --- issue 12 item 3: no unchecked Arrow copy; item 7: an unreadable record means "not verified yet" ---
+# --- docs/RELIABILITY.md, first round, row 3: no unchecked Arrow copy; row 7: an unreadable record means
+#     "not verified yet" ---
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -304,7 +305,7 @@ def test_an_unreadable_record_means_not_verified_yet(release, tmp_path, garbage:
     assert len(json.loads(rec.read_text())["files"]) == 33
 
 
-# --- issue 20 item 2: datasets' defaults are accepted; item 6: streaming in shards ---------------------
+# --- datasets' defaults are accepted; streaming in shards ---------------------------------------------
 
 
 def test_datasets_defaults_are_accepted(release) -> None:

@@ -86,24 +86,13 @@ def test_progress_bars_honour_quiet_and_the_conventions(monkeypatch: pytest.Monk
     assert progress_enabled(requested) is expected
 
 
-@pytest.fixture(scope="module")
-def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A custom build of the release's layout (33 splits) with few images: ``cemnist verify`` in a child
-    process takes about 1 s on it instead of 5 s on the published release, with the same logging and progress
-    (what the tests below check)."""
-    out = tmp_path_factory.mktemp("manners") / "rel"
-    cemnist_data.build_release(out, spec=cemnist_data.CemnistSpec(train_per_task=24, validation_per_task=8,
-                                                                   test_pool=40), progress=False)
-    return out
-
-
-def test_verify_shows_progress_and_quiet_silences_it(small_build: Path) -> None:
+def test_verify_shows_progress_and_quiet_silences_it(small_release: Path) -> None:
     env = {"TQDM_DISABLE": "", "HF_DATASETS_DISABLE_PROGRESS_BARS": ""}
-    loud = _run(str(EXE), "verify", str(small_build), env=env)
+    loud = _run(str(EXE), "verify", str(small_release), env=env)
     assert loud.returncode == 0 and "33/33" in loud.stderr and "OK:" in loud.stdout
-    quiet = _run(str(EXE), "verify", str(small_build), "--quiet", env=env)
+    quiet = _run(str(EXE), "verify", str(small_release), "--quiet", env=env)
     assert quiet.returncode == 0 and quiet.stderr == ""
-    hf = _run(str(EXE), "verify", str(small_build), env={**env, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
+    hf = _run(str(EXE), "verify", str(small_release), env={**env, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
     assert hf.returncode == 0 and hf.stderr == ""
 
 
@@ -147,13 +136,13 @@ def test_quiet_is_the_flag_in_both_commands_with_no_progress_as_alias() -> None:
     assert baselines_parser().parse_args(["run"]).quiet is False
 
 
-def test_verbose_shows_the_cemnist_logger(small_build: Path) -> None:
+def test_verbose_shows_the_cemnist_logger(small_release: Path) -> None:
     env = {"TQDM_DISABLE": "1"}
-    loud = _run(str(EXE), "-v", "verify", str(small_build), "--quiet", env=env)
+    loud = _run(str(EXE), "-v", "verify", str(small_release), "--quiet", env=env)
     assert loud.returncode == 0 and "INFO cemnist: CEMNIST: verifying" in loud.stderr
-    after = _run(str(EXE), "verify", "-v", str(small_build), "--quiet", env=env)  # after the subcommand too
+    after = _run(str(EXE), "verify", "-v", str(small_release), "--quiet", env=env)  # after the subcommand too
     assert "INFO cemnist: CEMNIST: verifying" in after.stderr
-    assert _run(str(EXE), "verify", str(small_build), "--quiet", env=env).stderr == ""
+    assert _run(str(EXE), "verify", str(small_release), "--quiet", env=env).stderr == ""
     res = _run(str(Path(sys.executable).with_name("cemnist-baselines")), "-v", "progress", "--results", "/nonexistent-x")
     assert res.returncode == EXIT_USAGE and "Traceback" not in res.stderr
 

@@ -37,3 +37,32 @@ def release(shared_cache: Path):
     from cemnist_data.loader import resolve_release
 
     return resolve_release("cemnist", cache_dir=shared_cache, progress=False)
+
+
+SMALL_SPEC = dict(train_per_task=24, validation_per_task=8, test_pool=40)
+"""A custom build with the release's layout (33 splits) and few images: built in about 0.5 s, verified in well
+under a second (the published release takes about 5 s to verify)."""
+
+
+@pytest.fixture(scope="session")
+def small_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a custom build of :data:`SMALL_SPEC`, for tests of what any release folder does (verify,
+    load, logging, progress) that need not hash the published release. Copy it before changing it."""
+    from cemnist_data import CemnistSpec, build_release
+
+    out = tmp_path_factory.mktemp("small_release") / "rel"
+    build_release(out, spec=CemnistSpec(**SMALL_SPEC), progress=False)
+    return out
+
+
+@pytest.fixture
+def obey_file_modes() -> list[str]:
+    """The command prefix under which a child process obeys file modes (a read-only folder stays read-only):
+    nothing for a normal user; as root, util-linux ``setpriv`` without the capabilities that override file
+    modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER). Skips the test as root without ``setpriv``."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without util-linux setpriv: file modes cannot make a folder read-only")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]

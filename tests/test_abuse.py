@@ -1,6 +1,7 @@
-"""The standing check of issue 12: every reproduction of a careless or hostile use, as a test.
+"""The standing check of docs/RELIABILITY.md ("Misuse cases, first round"): every reproduction of a careless or
+hostile use, as a test.
 
-Each test is one line of the table in docs/RELIABILITY.md (the item number is in its name). Every
+Each test is named in a row of that table (the row number is in the comment above it). Every
 test failed on the code before its fix; the list only grows. Releases are built from tiny specs,
 so the whole file runs in well under a minute on 2 cores.
 """
@@ -41,7 +42,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 # --- 1. --overwrite never deletes or hides what the user had ------------------------------------
 
 
-def test_item01_overwrite_refuses_a_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_overwrite_refuses_a_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """`cemnist build --out . --overwrite` in a project folder deleted it (src/thesis.tex vanished)."""
     proj = tmp_path / "proj"
@@ -57,7 +58,7 @@ def test_item01_overwrite_refuses_a_project_folder(tmp_path: Path, monkeypatch: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no .proj.old-*, no partial, no lock
 
 
-def test_item01_overwrite_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_overwrite_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--out results.csv --overwrite` turned the file into a folder, the file surviving as .results.csv.old-*."""
     f = tmp_path / "results.csv"
     f.write_text("method,miou\nnaive,0.31\n")
@@ -69,7 +70,7 @@ def test_item01_overwrite_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureF
     assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
 
 
-def test_item01_overwrite_refuses_a_release_folder_holding_user_files(tmp_path: Path) -> None:
+def test_overwrite_refuses_a_release_folder_holding_user_files(tmp_path: Path) -> None:
     """A release folder with something else in it (a user's notes, a folder) is not replaced either."""
     from cemnist_data.workdirs import CemnistPathError
 
@@ -90,7 +91,7 @@ def test_item01_overwrite_refuses_a_release_folder_holding_user_files(tmp_path: 
     assert (other / "manifest.json").read_text() == '{"name": "webapp", "version": "2.1"}'
 
 
-def test_item01_overwrite_still_replaces_a_release_or_an_empty_folder(tmp_path: Path) -> None:
+def test_overwrite_still_replaces_a_release_or_an_empty_folder(tmp_path: Path) -> None:
     """What --overwrite is for keeps working: a release (even a damaged one) and an empty folder are replaced."""
     out = tmp_path / "rel"
     build_release(out, spec=TINY, progress=False)
@@ -101,7 +102,8 @@ def test_item01_overwrite_still_replaces_a_release_or_an_empty_folder(tmp_path: 
     empty.mkdir()
     build_release(empty, spec=TINY, progress=False)
     verify_release(empty)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "rel"]  # no lock files left (issue 19 item 10)
+    # no lock files left (docs/RELIABILITY.md, second round, data side, row 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "rel"]
 
 
 # --- 12. bounded PNG decompression ---------------------------------------------------------------
@@ -119,7 +121,7 @@ def _png_bomb(megabytes: int) -> bytes:
     return head + _png_chunk(b"IDAT", z) + _png_chunk(b"IEND", b"")
 
 
-def test_item12_png_bomb_is_refused_without_inflating_it() -> None:
+def test_png_bomb_is_refused_without_inflating_it() -> None:
     """decode_png_column inflated a crafted PNG completely (any size) before checking its length."""
     good = encode_png_batch(np.full((2, 60, 60), 7, np.uint8))
     bomb = _png_bomb(256)  # 256 MiB of pixel data in about 250 kB
@@ -138,7 +140,7 @@ def test_item12_png_bomb_is_refused_without_inflating_it() -> None:
         decode_png_column(pa.array([bomb]), name="mask")
 
 
-def test_item12_truncated_and_corrupt_pixel_data_name_the_row() -> None:
+def test_truncated_and_corrupt_pixel_data_name_the_row() -> None:
     """Short or garbled pixel data gives a ValueError naming the row, not a raw zlib.error."""
     pngs = encode_png_batch(np.arange(3 * 3600, dtype=np.uint32).reshape(3, 60, 60).astype(np.uint8))
     head = pngs[1][: 8 + 25]
@@ -151,7 +153,7 @@ def test_item12_truncated_and_corrupt_pixel_data_name_the_row() -> None:
     assert (decode_png_column(pa.array(pngs))[2] == np.arange(7200, 10800).reshape(60, 60).astype(np.uint8)).all()
 
 
-def test_item12_a_bomb_in_a_release_file_is_reported_with_the_file(tmp_path: Path) -> None:
+def test_a_bomb_in_a_release_file_is_reported_with_the_file(tmp_path: Path) -> None:
     """In a release folder, the error of a crafted image names the parquet file and the row."""
     import pyarrow.parquet as pq
 
@@ -174,7 +176,7 @@ def test_item12_a_bomb_in_a_release_file_is_reported_with_the_file(tmp_path: Pat
 # --- 4 (build). sizes are checked against a stated limit; a large build says what it costs ----------
 
 
-def test_item04_an_endless_build_is_refused_at_once(tmp_path: Path) -> None:
+def test_an_endless_build_is_refused_at_once(tmp_path: Path) -> None:
     """`cemnist build --train-per-task 100000000` started a build that would never end."""
     out = tmp_path / "huge"
     proc = subprocess.run(
@@ -187,7 +189,7 @@ def test_item04_an_endless_build_is_refused_at_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_item04_a_large_build_prints_its_estimate_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_large_build_prints_its_estimate_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Above 100,000 rendered images, the estimate (size, time) is printed before anything happens."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -198,7 +200,7 @@ def test_item04_a_large_build_prints_its_estimate_first(tmp_path: Path, capsys: 
     assert "The limit is 4,000 images" in capsys.readouterr().err
 
 
-def test_item04_estimate_matches_the_published_release() -> None:
+def test_estimate_matches_the_published_release() -> None:
     """The estimate is grounded: rows bound the 1.0.0 release's rows, bytes within 15% of its files."""
     from cemnist_data.buildsize import estimate_build
     from cemnist_data.registry import load_manifest
@@ -239,7 +241,7 @@ def _killed_build(out: Path) -> Path:
     return partial
 
 
-def test_item11_cache_clean_removes_what_a_killed_build_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_clean_removes_what_a_killed_build_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A build killed with -9 left a .DIR.partial-* folder that nothing removed."""
     from cemnist_data.workdirs import make_work_dir, tree_size
 
@@ -276,7 +278,7 @@ def test_item11_cache_clean_removes_what_a_killed_build_left(tmp_path: Path, cap
     assert "untouched for 25 h" in capsys.readouterr().out and not legacy.exists() and live.is_dir()
 
 
-def test_item11_the_next_build_removes_a_dead_build_s_partial_only(tmp_path: Path) -> None:
+def test_the_next_build_removes_a_dead_build_s_partial_only(tmp_path: Path) -> None:
     """The next build of the same folder removes what a dead build of it left; a live one's is kept."""
     from cemnist_data.workdirs import make_work_dir
 
@@ -306,25 +308,17 @@ def _read_only(folder: Path) -> None:
             p.chmod(0o555 if p.is_dir() else 0o444)
 
 
-def _run_without_write_access(code: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh Python that cannot write where file modes say so.
-
-    As root, file modes do not stop writes: the child then runs without the capabilities that
-    override them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER), via util-linux ``setpriv``.
-    """
+def _run_without_write_access(code: str, *args: str, home: Path,
+                              prefix: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python that cannot write where file modes say so (``prefix``: the
+    ``obey_file_modes`` fixture of tests/conftest.py, which drops root's overriding capabilities)."""
     env = dict(os.environ, HOME=str(home), HF_HUB_OFFLINE="1")
     env.pop("CEMNIST_CACHE", None)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without util-linux setpriv: file modes cannot make a folder read-only")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     return subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code), *args], env=env, cwd=str(home),
                           capture_output=True, text=True, timeout=300)
 
 
-def test_item08_a_read_only_complete_cache_is_usable(release, tmp_path: Path) -> None:
+def test_a_read_only_complete_cache_is_usable(release, tmp_path: Path, obey_file_modes: list[str]) -> None:
     """A read-only but complete, verified cache failed with PermissionError on its lock file; a build
     into a read-only folder and a first load into a read-only empty cache gave raw tracebacks."""
     from cemnist_data.loader import resolve_release
@@ -348,7 +342,7 @@ def test_item08_a_read_only_complete_cache_is_usable(release, tmp_path: Path) ->
             print("empty:", exc)
         print("build rc", main(["build", "--out", sys.argv[2] + "/rel", "--train-per-task", "24", "--quiet"]))
     """
-    proc = _run_without_write_access(code, str(ro), str(empty), home=tmp_path)
+    proc = _run_without_write_access(code, str(ro), str(empty), home=tmp_path, prefix=obey_file_modes)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rows 500 (60, 60)" in proc.stdout
     assert (f"empty: the cache {empty / 'releases'} is read-only and holds no release 1.0.0. Fix: use a writable cache"
@@ -359,7 +353,7 @@ def test_item08_a_read_only_complete_cache_is_usable(release, tmp_path: Path) ->
     assert sorted(p.name for p in empty.iterdir()) == []
 
 
-def test_item08_cache_pointing_to_a_file_names_the_setting_and_the_fix(
+def test_cache_pointing_to_a_file_names_the_setting_and_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """$CEMNIST_CACHE pointing to a file gave a raw NotADirectoryError/FileExistsError traceback."""
@@ -379,7 +373,7 @@ def test_item08_cache_pointing_to_a_file_names_the_setting_and_the_fix(
         load_dataset("cemnist", task=0, split="test", cache_dir=f)
 
 
-def test_item08_a_file_where_the_cache_keeps_a_release_is_not_overwritten(tmp_path: Path) -> None:
+def test_a_file_where_the_cache_keeps_a_release_is_not_overwritten(tmp_path: Path) -> None:
     """The loader said "pass overwrite=True", an option it does not have; it must say what works."""
     from cemnist_data import load_dataset
     from cemnist_data.workdirs import CemnistPathError

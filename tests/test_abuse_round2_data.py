@@ -1,7 +1,7 @@
-"""Issue 19 (second round), data side: each misuse of the ``cemnist`` command as a test.
+"""Misuse cases of the second round, data side: each misuse of the ``cemnist`` command as a test.
 
-One test (or a few) per item, named ``test_r2_itemNN_...`` after the item of issue 19; each row of
-docs/RELIABILITY.md ("Cases of issue 19 (second round), data side") names its tests. Every test failed on
+One test (or a few) per case; each row of docs/RELIABILITY.md ("Misuse cases, second round: data side")
+names its tests (the row number is in the comment above them). Every test failed on
 the code before its fix: its docstring says how. Releases are built from the tiny spec of
 tests/test_abuse.py, so the whole file runs in about 11 s on 2 cores (35 s while two training runs share them).
 """
@@ -96,7 +96,7 @@ def _legacy_arrow_copy(arrow: Path, config: str = "default-bc5d77e1dbd610b1") ->
     return arrow / "parquet" / config
 
 
-def test_r2_item01_cache_clean_removes_only_what_it_wrote_in_arrow(tmp_path: Path,
+def test_cache_clean_removes_only_what_it_wrote_in_arrow(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """`mkdir -p w/arrow && echo mine > w/arrow/README && cemnist cache clean --cache-dir w` deleted arrow/ with the
     user's README (and anything else in it). Before the fix: the dry run listed `would remove ... w/arrow` as a whole."""
@@ -134,7 +134,7 @@ def test_r2_item01_cache_clean_removes_only_what_it_wrote_in_arrow(tmp_path: Pat
 # --- 6. an edited spec in manifest.json is caught; verify re-derives counts, sizes and first rows -----------
 
 
-def test_r2_item06_an_edited_spec_is_refused_by_verify_card_and_publish(tiny_release: Path, tmp_path: Path,
+def test_an_edited_spec_is_refused_by_verify_card_and_publish(tiny_release: Path, tmp_path: Path,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """`seed: 0 -> 7` in a custom build's manifest.json passed `verify`, `card --dir` and `publish --dry-run`
     (which then proposed the tag of a genuine seed-7 build). Before the fix: `verify` exited 0."""
@@ -157,7 +157,7 @@ def test_r2_item06_an_edited_spec_is_refused_by_verify_card_and_publish(tiny_rel
     assert "it has no spec_sha256" in capsys.readouterr().err
 
 
-def test_r2_item06_verify_rederives_counts_and_sizes(tiny_release: Path, tmp_path: Path) -> None:
+def test_verify_rederives_counts_and_sizes(tiny_release: Path, tmp_path: Path) -> None:
     """Counts and sizes that the spec or the files contradict (a consistent hash recomputed) passed verify.
     Before the fix: verify_release raised nothing."""
     from cemnist_data import CemnistIntegrityError
@@ -179,7 +179,7 @@ def test_r2_item06_verify_rederives_counts_and_sizes(tiny_release: Path, tmp_pat
                      r"SHA-256 \2…", msg)
 
 
-def test_r2_item06_the_shipped_release_manifest_stays_valid() -> None:
+def test_the_shipped_release_manifest_stays_valid() -> None:
     """The published 1.0.0 manifest carries no spec_sha256 and must stay valid as it is (the registry pins it),
     while the same manifest claiming another spec is refused. Before the fix: the check did not exist (ImportError)."""
     from cemnist_data.registry import load_manifest
@@ -195,7 +195,7 @@ def test_r2_item06_the_shipped_release_manifest_stays_valid() -> None:
 # --- 7. verify and publish check that the folder holds exactly the manifest's files --------------------------
 
 
-def test_r2_item07_an_extra_shard_or_file_fails_verify_and_publish(tiny_release: Path, tmp_path: Path,
+def test_an_extra_shard_or_file_fails_verify_and_publish(tiny_release: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """An extra shard `train-00001-of-00002.parquet` passed `verify` and was uploaded by `publish`. Before the fix:
     `verify` exited 0."""
@@ -213,7 +213,7 @@ def test_r2_item07_an_extra_shard_or_file_fails_verify_and_publish(tiny_release:
     assert cemnist_main(["verify", str(rel), "--quiet"]) == 0
 
 
-def test_r2_item07_a_swapped_label_in_id2label_fails_verify(tiny_release: Path, tmp_path: Path,
+def test_a_swapped_label_in_id2label_fails_verify(tiny_release: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """Swapping two names in id2label.json passed `verify` and `publish`. Before the fix: `verify` exited 0."""
     rel = _copy(tiny_release, tmp_path / "rel")
@@ -230,7 +230,7 @@ def test_r2_item07_a_swapped_label_in_id2label_fails_verify(tiny_release: Path, 
 # --- 9. FIFOs and /dev/zero in a release folder: refused at once, memory bounded ---------------------------
 
 
-def test_r2_item09_fifos_and_dev_zero_are_refused_without_reading(tiny_release: Path, tmp_path: Path) -> None:
+def test_fifos_and_dev_zero_are_refused_without_reading(tiny_release: Path, tmp_path: Path) -> None:
     """A parquet shard that is a FIFO made `verify` block for ever; one symlinked to /dev/zero grew memory without
     bound (5.5 GB in 6 s). Run in a child with 4 GiB of address space and a timeout, so the old code failed fast.
     Before the fix: the child was still blocked on the FIFO shard when the 90 s timeout ended it."""
@@ -265,7 +265,7 @@ def test_r2_item09_fifos_and_dev_zero_are_refused_without_reading(tiny_release: 
         assert float(proc.stdout.split(f"{folder}: rc 3 in ")[1].split()[0]) < 20
 
 
-def test_r2_item09_an_oversized_shard_is_refused_before_it_is_read(tiny_release: Path, tmp_path: Path) -> None:
+def test_an_oversized_shard_is_refused_before_it_is_read(tiny_release: Path, tmp_path: Path) -> None:
     """A (sparse) shard far larger than its manifest lists was read whole into memory. Before the fix: all 3 GiB
     were read, then "not a readable parquet file"."""
     from cemnist_data import CemnistIntegrityError, load_dataset
@@ -282,7 +282,7 @@ def test_r2_item09_an_oversized_shard_is_refused_before_it_is_read(tiny_release:
 # --- 10. full disk, SIGTERM, lock files -------------------------------------------------------------------
 
 
-def test_r2_item10_a_full_disk_gives_one_line_with_the_path(tmp_path: Path) -> None:
+def test_a_full_disk_gives_one_line_with_the_path(tmp_path: Path) -> None:
     """`ulimit -f` during `cemnist build` gave "[Errno 27] Error writing bytes to file. Detail: [errno 27] File too
     large" without a path or a fix (the build's lock file stayed); during a first load, a raw pyarrow OSError."""
     out, cache = tmp_path / "rel", tmp_path / "cache"
@@ -334,7 +334,7 @@ def _stop_build(out: Path, sig: signal.Signals | None) -> tuple[subprocess.Popen
     return proc, err
 
 
-def test_r2_item10_sigterm_cleans_up_like_sigint(tmp_path: Path) -> None:
+def test_sigterm_cleans_up_like_sigint(tmp_path: Path) -> None:
     """A SIGTERM'd `cemnist build --out D` left `.D.partial-*` beside D (and D.lock). Before the fix: it died of
     the signal (return code -15) without a word."""
     out = tmp_path / "rel"
@@ -346,7 +346,7 @@ def test_r2_item10_sigterm_cleans_up_like_sigint(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_r2_item10_cache_clean_finds_what_a_killed_build_left_beside_its_out(tmp_path: Path,
+def test_cache_clean_finds_what_a_killed_build_left_beside_its_out(tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """`cemnist cache clean` could not find the `.D.partial-*` of a killed `cemnist build --out D` outside the cache;
     each build also left `D.lock` for ever. Before the fix: `cache clean DIR` was a usage error (exit 2)."""
@@ -369,7 +369,7 @@ def test_r2_item10_cache_clean_finds_what_a_killed_build_left_beside_its_out(tmp
 # --- 11. unusable --out and $CEMNIST_CACHE: one line naming the path and the fix ---------------------------
 
 
-def test_r2_item11_unusable_paths_give_one_line_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_unusable_paths_give_one_line_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """Symbolic-link loops gave "Symlink loop from ..." without a fix (exit 1), a 250-character name an error naming
     the hidden work folder, a non-UTF-8 name a UnicodeEncodeError from pyarrow."""
@@ -395,20 +395,14 @@ def test_r2_item11_unusable_paths_give_one_line_with_the_fix(tmp_path: Path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop1", "loop2"]  # nothing created, no lock files
 
 
-def test_r2_item11_read_only_out_says_read_only(tmp_path: Path) -> None:
+def test_read_only_out_says_read_only(tmp_path: Path, obey_file_modes: list[str]) -> None:
     """A read-only --out folder gave "[Errno 13]"-style messages without saying "read-only". Before the fix: the
     message said "is not writable (Permission denied)" but not "read-only"."""
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without util-linux setpriv: file modes cannot make a folder read-only")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
-    proc = subprocess.run([*prefix, sys.executable, "-m", "cemnist_data.cli", "build", "--out", str(ro / "rel"),
+    proc = subprocess.run([*obey_file_modes, sys.executable, "-m", "cemnist_data.cli", "build", "--out", str(ro / "rel"),
                            *TINY_ARGS], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1
     line = _one_line(proc.stderr)
@@ -419,7 +413,7 @@ def test_r2_item11_read_only_out_says_read_only(tmp_path: Path) -> None:
 # --- 12. Ctrl-C during a build: one line, exit 130 --------------------------------------------------------
 
 
-def test_r2_item12_ctrl_c_gives_one_line_and_exit_130(tmp_path: Path) -> None:
+def test_ctrl_c_gives_one_line_and_exit_130(tmp_path: Path) -> None:
     """SIGINT to `cemnist build` printed a 30-line KeyboardInterrupt traceback. Before the fix: the process died
     of SIGINT (return code -2) after the traceback."""
     out = tmp_path / "rel"
@@ -433,7 +427,7 @@ def test_r2_item12_ctrl_c_gives_one_line_and_exit_130(tmp_path: Path) -> None:
 # --- 15. JSON nested 200,000 levels deep: an error naming the file ------------------------------------------
 
 
-def test_r2_item15_deeply_nested_json_names_the_file(tiny_release: Path, tmp_path: Path,
+def test_deeply_nested_json_names_the_file(tiny_release: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """A manifest.json, id2label.json or verification record nested 200,000 levels deep gave "maximum recursion
     depth exceeded" without the file's name. Before the fix: `verify` exited 1 with that message."""

@@ -1,7 +1,7 @@
-"""Abuse cases of issue 19 (second round) on results folders: the board's README, one writer per run, one
+"""Misuse cases of the second round on results folders: the board's README, one writer per run, one
 validating loader for every reader, what a row is keyed by, FIFOs and /dev/zero, absurdly nested JSON.
 
-Each test is a row of docs/RELIABILITY.md ("Cases of issue 19 (second round), results folders"); its docstring
+Each test is a row of docs/RELIABILITY.md ("Misuse cases, second round: results folders"); its docstring
 says what it showed on the code before the fix (commit bb5a74a). Only the two tests that must train (the
 board ``run`` writes, a plug-in's NaN) run tiny one-run trainings; the rest reuse ``tiny_runs`` and
 ``results/v1``.
@@ -46,7 +46,7 @@ def _edit(path: Path, edit) -> None:
 
 # --- 2. the board's README.md is merged into, never replaced; a README it cannot use is refused first ------
 
-def test_r2_item02_a_users_front_matter_and_comments_are_kept(tmp_path, tiny_runs, capsys):
+def test_a_users_front_matter_and_comments_are_kept(tmp_path, tiny_runs, capsys):
     """Before: the front matter was re-dumped by PyYAML, so the comment and the user's key order were gone."""
     r = _jsons(tiny_runs[0], tmp_path / "r")
     mine = "---\n# my own notes\nlicense: apache-2.0  # not MIT\nfoo: [1, 2]\n---\n\nMy text.\n"
@@ -68,7 +68,7 @@ def test_r2_item02_a_users_front_matter_and_comments_are_kept(tmp_path, tiny_run
     assert table_readme(table_readme(None, path=r), path=r) == table_readme(None, path=r)
 
 
-def test_r2_item02_a_readme_with_its_own_configs_is_refused_untouched(tmp_path, tiny_runs, capsys):
+def test_a_readme_with_its_own_configs_is_refused_untouched(tmp_path, tiny_runs, capsys):
     """Before: ``configs: mydata`` was replaced by the run table's configs without a word (exit 0)."""
     r = _jsons(tiny_runs[0], tmp_path / "r")
     mine = "---\nconfigs: mydata  # points at my own data\n---\n\nMine.\n"
@@ -80,7 +80,7 @@ def test_r2_item02_a_readme_with_its_own_configs_is_refused_untouched(tmp_path, 
     assert not (r / "LEADERBOARD.md").exists()  # refused before anything was written
 
 
-def test_r2_item02_run_refuses_a_markdown_rule_readme_before_training(tmp_path, cemnist_cache, capsys):
+def test_run_refuses_a_markdown_rule_readme_before_training(tmp_path, cemnist_cache, capsys):
     """Before: the run trained, then crashed with a raw ``yaml.scanner.ScannerError`` traceback (no path)."""
     r = tmp_path / "r"
     r.mkdir()
@@ -104,7 +104,7 @@ _HOLDER = textwrap.dedent("""
 """)
 
 
-def test_r2_item03_a_second_run_of_one_stem_is_refused_with_the_holders_pid(tmp_path, cemnist_cache, capsys):
+def test_a_second_run_of_one_stem_is_refused_with_the_holders_pid(tmp_path, cemnist_cache, capsys):
     """Before: a second run of naive seed 0 into a folder another run was writing trained and "succeeded"
     (exit 0), mixing its step checkpoints with the first run's. The holder here is a process that holds the
     run's lock as a live run does (``{stem}.lock``, flock, its PID)."""
@@ -136,7 +136,7 @@ def test_r2_item03_a_second_run_of_one_stem_is_refused_with_the_holders_pid(tmp_
 
 # --- 4. every reader goes through the one validating loader; NaN is never "no difference" --------------
 
-def test_r2_item04_targets_refuse_a_result_that_validate_refuses(tmp_path, capsys):
+def test_targets_refuse_a_result_that_validate_refuses(tmp_path, capsys):
     """Before: with ``task0_miou_bg`` edited to 0.99 in the three naive runs, ``targets`` printed
     ``PASS naive.future_bg.task0_miou_bg = 0.9900``."""
     r = _jsons(V1, tmp_path / "r", "*-overlap-seed*.json")
@@ -149,7 +149,7 @@ def test_r2_item04_targets_refuse_a_result_that_validate_refuses(tmp_path, capsy
     assert "only results that pass `cemnist-baselines validate` are read" in err
 
 
-def test_r2_item04_compare_never_takes_nan_for_no_difference(tmp_path, capsys):
+def test_compare_never_takes_nan_for_no_difference(tmp_path, capsys):
     """Before: a re-run whose mib finals were NaN gave ``0 difference(s)`` and exit 0 (``abs(nan - x) > tol``
     is False), both through the CLI and in ``compare_boards``."""
     from cemnist_baselines.targets import compare_boards
@@ -169,7 +169,7 @@ def test_r2_item04_compare_never_takes_nan_for_no_difference(tmp_path, capsys):
         assert diffs and "not a finite number" in diffs[0], (other, std)
 
 
-def test_r2_item04_progress_and_report_refuse_what_validate_refuses(tmp_path, tiny_runs, capsys):
+def test_progress_and_report_refuse_what_validate_refuses(tmp_path, tiny_runs, capsys):
     """Before: with kd's ``task0_miou_bg`` edited, ``progress`` called the run "finished" and ``report``
     drew it (exit 0)."""
     r = tmp_path / "r"
@@ -184,10 +184,10 @@ def test_r2_item04_progress_and_report_refuse_what_validate_refuses(tmp_path, ti
     assert not (tmp_path / "rep").exists()
 
 
-def test_r2_item04_the_board_run_writes_leaves_out_refused_results(tmp_path, tiny_runs, capsys):
+def test_the_board_run_writes_leaves_out_refused_results(tmp_path, tiny_runs, capsys):
     """Before: ``run`` built its board with the unvalidated loader, so a kd result edited to 0.99 beside the
     new naive run became a kd row of ``LEADERBOARD.md`` (exit 0). Also checks that a finished run leaves no
-    lock file (item 3)."""
+    lock file (row 3)."""
     r = _jsons(tiny_runs[0], tmp_path / "r", "kd-*.json")
     _edit(r / "kd-2-2-overlap-seed0.json", lambda d: d["final"]["future_bg"].update(miou_bg=0.99))
     assert cli_main(["run", "--method", "naive", *Q, "--out", str(r)]) == 1
@@ -200,7 +200,7 @@ def test_r2_item04_the_board_run_writes_leaves_out_refused_results(tmp_path, tin
 
 # --- 8. what a row is keyed by is validated; non-finite numbers are refused when written and when read ----
 
-def test_r2_item08_an_edited_device_type_is_refused(tmp_path, tiny_runs):
+def test_an_edited_device_type_is_refused(tmp_path, tiny_runs):
     """Before: ``env.device`` edited cpu -> cuda passed ``validate`` (the run moved to a cuda row), for a
     current record and for one of results/v1's older records alike."""
     r = _jsons(tiny_runs[0], tmp_path / "r", "naive-*.json")
@@ -226,7 +226,7 @@ class NanWeight(Method):
         return {"weight": float("nan")}
 
 
-def test_r2_item08_nan_protocol_values_are_refused_when_written_and_when_read(tmp_path, tiny_runs, tiny_cfg):
+def test_nan_protocol_values_are_refused_when_written_and_when_read(tmp_path, tiny_runs, tiny_cfg):
     """Before: the run wrote ``"weight": NaN`` (not JSON) into its result and ``validate`` accepted it.
     Now the plug-in's dry call refuses it before training, the writer refuses any non-finite number (for a
     record that got past the dry call) and the reader refuses it, each naming the field."""
@@ -253,7 +253,7 @@ def test_r2_item08_nan_protocol_values_are_refused_when_written_and_when_read(tm
                           "finite numbers only: delete it and rerun the run"]
 
 
-def test_r2_item08_negative_or_nan_wall_times_are_refused(tmp_path, tiny_runs, capsys):
+def test_negative_or_nan_wall_times_are_refused(tmp_path, tiny_runs, capsys):
     """Before: a wall time of -3 s (or NaN) passed ``validate`` and the board printed it."""
     r = _jsons(tiny_runs[0], tmp_path / "r", "naive-*.json")
     p = r / "naive-2-2-overlap-seed0.json"
@@ -287,7 +287,7 @@ _READERS = textwrap.dedent("""
 """)
 
 
-def test_r2_item09_fifo_dev_zero_and_huge_json_never_block_or_grow(tmp_path, tiny_runs):
+def test_fifo_dev_zero_and_huge_json_never_block_or_grow(tmp_path, tiny_runs):
     """Before: ``validate`` (the first reader tried) read the ``*.json`` symlinked to /dev/zero until memory ran
     out (``MemoryError`` under this test's 1 GiB cap; uncapped it grows without bound), and a FIFO named
     ``*.json`` blocked it for ever (checked without the link: killed at this test's 120 s timeout)."""
@@ -316,7 +316,7 @@ def test_r2_item09_fifo_dev_zero_and_huge_json_never_block_or_grow(tmp_path, tin
 
 # --- 15. absurdly nested JSON: every reader names the file ---------------------------------------------
 
-def test_r2_item15_a_deeply_nested_json_is_named_by_every_reader(tmp_path, tiny_runs, capsys):
+def test_a_deeply_nested_json_is_named_by_every_reader(tmp_path, tiny_runs, capsys):
     """Before: every reader failed with a bare ``RecursionError: maximum recursion depth exceeded`` (no file
     name): ``is_result_file`` let it through."""
     r = _jsons(tiny_runs[0], tmp_path / "r")

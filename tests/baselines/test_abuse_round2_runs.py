@@ -1,4 +1,5 @@
-"""Abuse cases of issue 19 (second round) on the training side: items 5, 10, 11, 13 and 14. Each test failed
+"""Misuse cases of the second round on the training side: rows 5, 10, 11, 13 and 14 of docs/RELIABILITY.md
+("Misuse cases, second round: training runs"). Each test failed
 before its fix (the docstring says how); the few runs use the tiny preset shrunk further (``Q``)."""
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def _edit_header(path: Path, old: bytes, new: bytes) -> None:
     path.write_bytes(bytes(data))
 
 
-# ----------------------------------------------------------------------------- item 5
-def test_r2_item05_a_checkpoint_with_edited_progress_is_not_resumed(tmp_path, q_run):
+# ------------------------------------------------------------------------------ row 5
+def test_a_checkpoint_with_edited_progress_is_not_resumed(tmp_path, q_run):
     """Before: the checksum covered the tensors only; one edited byte in the ``progress`` metadata of step4 was
     resumed and the result JSON carried the edited wall time. Now the hash covers tensors and metadata."""
     from cemnist_baselines.report.animations import load_trace
@@ -93,8 +94,8 @@ def test_r2_item05_a_checkpoint_with_edited_progress_is_not_resumed(tmp_path, q_
         assert load_trace(trace).epoch_confusion.shape[1:] == (11, 11)
 
 
-# ----------------------------------------------------------------------------- item 10
-def test_r2_item10_full_disk_during_a_checkpoint_write_names_the_path(tmp_path, q_run, capsys):
+# ----------------------------------------------------------------------------- row 10
+def test_full_disk_during_a_checkpoint_write_names_the_path(tmp_path, q_run, capsys):
     """Before: with ``ulimit -f`` below a checkpoint's size the run died with a raw ``SafetensorError: Error
     while serializing: I/O error: File too large (os error 27)`` traceback, no path. Now: one line naming the
     file and the fix, exit 1."""
@@ -111,7 +112,7 @@ def test_r2_item10_full_disk_during_a_checkpoint_write_names_the_path(tmp_path, 
     assert "file-size limit" in line and "free space" in line and "--resume" in line
 
 
-def test_r2_item10_no_space_for_the_result_json_names_the_path(tmp_path, q_run, capsys, monkeypatch):
+def test_no_space_for_the_result_json_names_the_path(tmp_path, q_run, capsys, monkeypatch):
     """Before: ``OSError: [Errno 28] No space left on device`` escaped the CLI as a traceback. Now: one line
     naming the result JSON and the fix, exit 1 (the run resumes from its checkpoints: no training here)."""
     import cemnist_data.fileio as fileio
@@ -134,7 +135,7 @@ def test_r2_item10_no_space_for_the_result_json_names_the_path(tmp_path, q_run, 
     assert f"cannot write {out / 'naive-2-2-overlap-seed0.json'}: the disk is full" in line and "--resume" in line
 
 
-# ----------------------------------------------------------------------------- item 11
+# ----------------------------------------------------------------------------- row 11
 def _out_case(tmp_path: Path, case: str, monkeypatch) -> tuple[str, str]:
     """(--out, what the error must say) for each unusable output folder."""
     if case == "file child":
@@ -166,7 +167,7 @@ def _out_case(tmp_path: Path, case: str, monkeypatch) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("case", ["file child", "symlink loop", "non-UTF-8", "256-char name", "read-only"])
-def test_r2_item11_unusable_out_is_refused_before_training(tmp_path, case, cemnist_cache, no_training, capsys,
+def test_unusable_out_is_refused_before_training(tmp_path, case, cemnist_cache, no_training, capsys,
                                                            monkeypatch):
     """Before: training started for every case (the non-UTF-8 name failed after it, a symlink loop with an
     ``OSError`` traceback, a read-only folder with a bare ``[Errno 13]``). Now: one line naming --out and the
@@ -184,14 +185,14 @@ def test_r2_item11_unusable_out_is_refused_before_training(tmp_path, case, cemni
         assert f"--out {out}" in line
 
 
-# ----------------------------------------------------------------------------- item 13
+# ----------------------------------------------------------------------------- row 13
 def _plugin(tmp_path: Path, monkeypatch, module: str, body: str) -> str:
     (tmp_path / f"{module}.py").write_text(textwrap.dedent(body))
     monkeypatch.syspath_prepend(str(tmp_path))
     return module
 
 
-def test_r2_item13_subclassing_a_builtin_keeps_its_flags(tmp_path, monkeypatch):
+def test_subclassing_a_builtin_keeps_its_flags(tmp_path, monkeypatch):
     """Before: ``@dataclass(frozen=True) class HalfKD(KD): name = "halfkd"`` had ``uses_old_model=False`` (the
     flags were set on the METHODS instances only) and crashed at task 1 with ``AttributeError: 'NoneType'
     object has no attribute 'shape'``. Now every built-in class carries its flags as class defaults, equal to
@@ -216,7 +217,7 @@ def test_r2_item13_subclassing_a_builtin_keeps_its_flags(tmp_path, monkeypatch):
             assert {f: getattr(type(inst)(name=name), f) for f in flags} == {f: getattr(inst, f) for f in flags}, name
 
 
-def test_r2_item13_the_half_kd_example_runs(tmp_path, q_run, monkeypatch, capsys):
+def test_the_half_kd_example_runs(tmp_path, q_run, monkeypatch, capsys):
     """Before: examples/half_kd_plugin.py (a KD subclass naming only what differs) crashed at task 1 with
     ``AttributeError: 'NoneType' object has no attribute 'shape'``. Now it runs (task 0 shared with naive)."""
     src, _, _ = q_run
@@ -279,7 +280,7 @@ _BAD = {
 
 
 @pytest.mark.parametrize("case", list(_BAD))
-def test_r2_item13_a_broken_plugin_is_named_before_training(tmp_path, case, cemnist_cache, monkeypatch,
+def test_a_broken_plugin_is_named_before_training(tmp_path, case, cemnist_cache, monkeypatch,
                                                             no_training, capsys):
     """Before: each of these started training (a raising or non-scalar loss failed inside it with a raw
     traceback; targets without the old model crashed at task 1; a set in protocol_values() failed when the
@@ -295,14 +296,14 @@ def test_r2_item13_a_broken_plugin_is_named_before_training(tmp_path, case, cemn
     assert "fix the plug-in" in line or "declare `uses_old_model: bool = True`" in line, line
 
 
-# ----------------------------------------------------------------------------- item 14
+# ----------------------------------------------------------------------------- row 14
 @pytest.mark.parametrize("flag, value, says", [
     ("--lr", "inf", "lr must be > 0 and <= 1: a finite peak learning rate in (0, 1]"),
     ("--lr", "1e300", "lr must be > 0 and <= 1"),
     ("--lr-next", "1e300", "lr_next must be > 0 and <= 1"),
     ("--kd-lambda", "inf", "kd_lambda must be >= 0 and <= 10000: a finite weight in [0, 10000]"),
 ])
-def test_r2_item14_non_finite_and_absurd_numbers_are_refused(tmp_path, flag, value, says, cemnist_cache,
+def test_non_finite_and_absurd_numbers_are_refused(tmp_path, flag, value, says, cemnist_cache,
                                                             no_training, capsys):
     """Before: ``--lr inf`` / ``1e300`` and ``--kd-lambda inf`` were accepted (``--lr inf`` saved a NaN task-0
     checkpoint). Now: a ValueError naming the field, the valid range and the value, exit 2."""
@@ -311,7 +312,7 @@ def test_r2_item14_non_finite_and_absurd_numbers_are_refused(tmp_path, flag, val
     assert rc == 2 and says in line and line.endswith(f"got {float(value)!r}")
 
 
-def test_r2_item14_a_huge_run_prints_its_image_steps_and_an_estimate(tmp_path, cemnist_cache, no_training,
+def test_a_huge_run_prints_its_image_steps_and_an_estimate(tmp_path, cemnist_cache, no_training,
                                                                     capsys):
     """Before: ``--epochs 1000000000`` started training with no word. Now the planned image-steps, the ratio
     to the ``long`` preset and a time estimate are printed before training."""

@@ -1,5 +1,6 @@
-"""Abuse cases of issue 12 on the baselines side: traces bound to their JSON, damaged files named in every
-reader, and --jobs workers that die with their parent (each a reproduction that failed before the fix)."""
+"""Misuse cases of the first round on the baselines side (docs/RELIABILITY.md, "Misuse cases, first round"):
+traces bound to their JSON, damaged files named in every reader, and --jobs workers that die with their
+parent (each a reproduction that failed before the fix)."""
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ def test_a_trace_of_another_run_is_refused(tmp_path, tiny_runs, tiny_cfg):
 
     src, _ = tiny_runs
     out = tmp_path / "r"
-    run_one(method="kd", seed=0, cfg=tiny_cfg.replace(max_train=16), out_dir=out, progress=False, device="cpu")
+    run_one(method="kd", seed=0, cfg=tiny_cfg.replace(max_train=8), out_dir=out, progress=False, device="cpu")
     # a stale trace of an earlier kd run (another config) beside the new JSON: same file name, other run
     shutil.copy(src / "kd-2-2-overlap-seed0.trace.safetensors", out / "kd-2-2-overlap-seed0.trace.safetensors")
     load_trace(src / "kd-2-2-overlap-seed0.trace.safetensors")  # beside its own JSON it loads

@@ -1,5 +1,5 @@
-"""What the numbers are measured on (issue 8): one fixed pool per run, honest subsets, mode-specific joint
-data, artefacts that cannot go stale, result folders that cannot mix."""
+"""What the numbers are measured on (DATASET_CARD.md, "The rules (normative)"): one fixed pool per run,
+honest subsets, mode-specific joint data, artefacts that cannot go stale, result folders that cannot mix."""
 from __future__ import annotations
 
 import json
@@ -25,11 +25,12 @@ def test_max_test_subset_is_fixed_sorted_and_independent_of_the_run(n, k):
     assert _subset_index(n, None, purpose="x") is None and _subset_index(n, n, purpose="x") is None
 
 
-def test_max_test_pool_is_the_same_images_at_every_step(cemnist_cache, tiny_runs):
+def test_max_test_pool_is_the_same_images_at_every_step(cemnist_cache, tiny_runs, tiny_cfg):
     out, res = tiny_runs
-    x1, y1 = load_eval_pool(mode="overlap", n_tasks=5, split="test", max_n=16)
+    n = tiny_cfg.max_test
+    x1, y1 = load_eval_pool(mode="overlap", n_tasks=5, split="test", max_n=n)
     full_x, full_y = load_eval_pool(mode="overlap", n_tasks=5, split="test", max_n=None)
-    idx = _subset_index(5000, 16, purpose="eval-test")
+    idx = _subset_index(5000, n, purpose="eval-test")
     assert full_x.shape[0] == 5000 and torch.equal(x1, full_x[idx]) and torch.equal(y1, full_y[idx])
     # the pool holds every digit (in full_mask) and the run counted exactly its pixels at every step
     per_label = torch.bincount(full_y.flatten().long(), minlength=11)

@@ -1,4 +1,5 @@
-"""Issue 20 item 4: `cemnist-baselines export` writes a Hub model repo folder whose score goes to the benchmark.
+"""`cemnist-baselines export` writes a Hub model repo folder whose score goes to the benchmark (README,
+"Results on the Hub (eval results)").
 
 Against the committed board runs (results/v1) with a final checkpoint written for them here (random weights:
 the export's checks bind a checkpoint to its run by config, method, seed and every step's confusion), and

@@ -171,7 +171,7 @@ def test_compare_cli_reports_a_rerun_against_the_board(tmp_path, capsys):
     assert f"not in the re-run (not compared): {', '.join(others)}" in out and "lwf" in others
     assert out.rstrip().endswith("2 method(s) x 2 metric(s) compared: 0 difference(s) beyond max(3 x reference "
                                  "seed std, 0.03)")
-    # the re-run's mib loses 40 % of digits 2-9 to background at the last step: named, exit 1. (Issue 19: compare
+    # the re-run's mib loses 40 % of digits 2-9 to background at the last step: named, exit 1. (compare
     # reads validated results only, so the worse re-run is a consistent one: its confusion changed, its numbers
     # recomputed from it; editing a final number alone is refused, exit 2.)
     from cemnist_baselines.metrics import recompute_task_metrics, summarize

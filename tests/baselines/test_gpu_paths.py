@@ -1,4 +1,4 @@
-"""The CUDA paths of issue 22, checked on a CPU where a CPU can check them (fake device moves, ``meta`` tensors,
+"""The CUDA paths of the trainer, checked on a CPU where a CPU can check them (fake device moves, ``meta`` tensors,
 monkeypatched ``torch.cuda``), and on a GPU (``gpu`` marker) where only a GPU shows them.
 
 1. method state on one declared device (replay ``--resume`` on CUDA); 2. IEEE fp32 on CUDA and what ``env``
@@ -126,7 +126,7 @@ def test_state_left_elsewhere_by_hooks_is_on_the_run_device_in_the_step(tmp_path
 
 
 def test_replay_resume_with_state_arriving_on_another_device(tmp_path, small_cfg, monkeypatch):
-    """The resume path of issue 22 item 1 on a CPU: the checkpoint's method state arrives on (fake) cuda:0, the
+    """The resume path of (1) above on a CPU: the checkpoint's method state arrives on (fake) cuda:0, the
     images on the CPU; the resumed run equals the uninterrupted one."""
     full = trainer.run_one(method="replay", seed=0, cfg=small_cfg, out_dir=tmp_path / "full", device="cpu",
                            progress=False)
@@ -375,7 +375,7 @@ def test_a_gpu_that_is_not_there_fails_before_any_worker_starts(fake_gpu, monkey
 @pytest.mark.gpu
 @cuda
 def test_gpu_replay_resume(tmp_path, small_cfg):
-    """Issue 22 item 1 for real: replay resumed from its task-2 checkpoint on CUDA runs to the end (deterministic
+    """(1) above for real: replay resumed from its task-2 checkpoint on CUDA runs to the end (deterministic
     mode, so the resumed run must equal the uninterrupted one)."""
     cfg = small_cfg.replace(deterministic=True)
     full = trainer.run_one(method="replay", seed=0, cfg=cfg, out_dir=tmp_path / "full", device="cuda", progress=False)

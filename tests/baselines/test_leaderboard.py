@@ -1,4 +1,4 @@
-"""Leaderboard rows keyed by protocol, CSV/Markdown, quality-target checks and the CLI (issues 3, 8, 12)."""
+"""Leaderboard rows keyed by protocol, CSV/Markdown, quality-target checks and the CLI (README, "Leaderboard")."""
 from __future__ import annotations
 
 import csv
@@ -154,7 +154,7 @@ def test_targets_checker_passes_and_fails():
     failed = {(t.method, t.metric, t.op) for t, _, ok, _ in check_targets(bad, targets, protocol=proto) if not ok}
     assert ("mib", "future_bg.miou_bg", "min") in failed and ("mib", "future_bg.miou_bg", "above:kd") in failed
     assert ("naive", "future_bg.old", "max") not in failed
-    # the expected shape of the methods issue: a tie fails "above" (pl = naive), a shortfall fails "atleast"
+    # the expected shape of the targets (cemnist_baselines/targets.csv): a tie fails "above" (pl = naive), a shortfall fails "atleast"
     shape = _rows({"naive": 0.5, "kd": 0.6, "lwf": 0.6, "mib": 0.8, "joint": 0.97, "ilt": 0.59, "pl": 0.5,
                    "plop": 0.79, "plop_tuned": 0.8, "replay": 0.51})
     res = {(t.method, t.op): (ok, msg) for t, _, ok, msg in check_targets(shape, targets, protocol=proto)}

@@ -1,4 +1,4 @@
-"""Metrics on hand-built confusion matrices (issue 3 §4, §9)."""
+"""Metrics on hand-built confusion matrices (DATASET_CARD.md, "The evaluation protocol")."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""SimpleSegNet size, seeded init and head growth (issue 3 §1)."""
+"""SimpleSegNet (cemnist_baselines/model.py): its size, seeded init and head growth (README, "Baselines")."""
 import math
 
 import pytest

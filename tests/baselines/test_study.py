@@ -123,8 +123,9 @@ def test_pod_scale_cli_reads_a_results_folders_checkpoints(tiny_runs, capsys):
                        "--n", "8"]) == 0
     text = capsys.readouterr().out
     assert "| naive | " in text and "| kd | " in text and "| dec2 |" in text and "first 8 training images" in text
-    assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--methods", "plop"]) == 2
-    assert "run `cemnist-baselines run --method plop" in capsys.readouterr().err
+    # the board has seed 0 only: a seed without checkpoints names the run command that makes them
+    assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--methods", "plop", "--seed", "1"]) == 2
+    assert "run `cemnist-baselines run --method plop --seeds 1 --mode overlap" in capsys.readouterr().err
     assert study.main(["pod-scale", "--checkpoints", str(out / "checkpoints"), "--task", "0"]) == 2
     assert "--task must be >= 1" in capsys.readouterr().err
 

@@ -54,7 +54,7 @@ def test_a_cached_run_matches_one_that_runs_the_old_model_per_batch(method, tiny
     from cemnist_baselines.trainer import run_one
 
     assert METHODS["ilt"].cached_features == ("enc3",) and not METHODS["ilt"].old_model_per_batch
-    cfg = tiny_cfg.replace(amp_bf16=True)
+    cfg = tiny_cfg.replace(max_train=32, max_test=16, amp_bf16=True)  # two steps per task: the cache is reused
     res = {}
     for cache in (True, False):
         res[cache] = run_one(method=method, seed=0, cfg=cfg.replace(teacher_cache=cache), out_dir=tmp_path / str(cache),

@@ -1,4 +1,6 @@
-"""End-to-end tiny runs on the real data (cemnist_data), resume, determinism, errors (issue 3 §8, §9)."""
+"""End-to-end tiny runs on the real data (cemnist_data): the result schema (docs/PROTOCOL.md, "Result files"),
+the shared task 0, traces, resume, determinism and clear errors. The finished runs are the session's tiny board
+(tests/baselines/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -19,8 +21,8 @@ from cemnist_baselines.trainer import run_one
 T = 5  # tasks of the 2-2 release
 
 
-@pytest.mark.parametrize("method", ["naive", "kd", "mib", "joint"])
-def test_end_to_end_result_schema(tiny_runs, method):
+@pytest.mark.parametrize("method", BUILTIN_METHODS)
+def test_end_to_end_result_schema(tiny_runs, tiny_cfg, method):
     out, res = tiny_runs
     r = json.loads((out / f"{method}-2-2-overlap-seed0.json").read_text())
     assert r == res[method]
@@ -34,13 +36,14 @@ def test_end_to_end_result_schema(tiny_runs, method):
     n_steps = 1 if method == "joint" else T
     assert len(r["steps"]) == n_steps == len(r["wall_time_per_task_s"]) == len(r["R"]["future_bg"]) == len(r["R"]["future_ignore"])
     ev = r["evaluation"]
-    assert ev["split"] == "test" and ev["num_images"] == 16 and ev["pool_num_images"] == 5000
+    n_test = tiny_cfg.max_test
+    assert ev["split"] == "test" and ev["num_images"] == n_test == 8 and ev["pool_num_images"] == 5000
     assert ev["pool_configs"] == ["overlap-task4"] and ev["headline_view"] == "future_bg"
     for i, s in enumerate(r["steps"]):
         seen = len(s["classes_seen"])
         assert len(s["confusion"]) == 11 and all(len(row) == 11 for row in s["confusion"])
         # every step is scored on the same pool, in the full label space: every pixel of it is counted
-        assert sum(map(sum, s["confusion"])) == ev["num_pixels"] == 16 * 60 * 60
+        assert sum(map(sum, s["confusion"])) == ev["num_pixels"] == n_test * 60 * 60
         assert set(s["views"]) == {"future_bg", "future_ignore"}
         assert len(s["iou_per_label"]) == 11
         assert all(v is None for v in s["iou_per_label"][seen + 1:])   # unseen labels
@@ -51,10 +54,13 @@ def test_end_to_end_result_schema(tiny_runs, method):
         if method != "joint":
             assert [s["task"] for s in r["steps"]] == list(range(T))
             assert R[0][1] is None and R[T - 1][0] is not None
-            assert set(f["forgetting_class_each"]) == {str(d) for d in range(8)}
+            # every digit of tasks 0-3 that the pool holds: its 8 images show no digit 0 (label 1)
+            in_pool = {str(d) for d in range(8) if sum(r["steps"][0]["confusion"][d + 1]) > 0}
+            assert in_pool == {str(d) for d in range(1, 8)}
+            assert set(f["forgetting_class_each"]) == in_pool
             assert set(f["forgetting_task_each"]) == {str(k) for k in range(T - 1)}
         else:
-            # same image-steps: 5 tasks x 1 epoch x 32 images = 1 epoch x 160 joint images (max_train x 5)
+            # same image-steps: 5 tasks x 1 epoch x 16 images = 1 epoch x 80 joint images (max_train x 5)
             assert r["steps"][0]["epochs"] == 1 and r["steps"][0]["classes_seen"] == list(range(10))
             assert f["forgetting_task"] is None and f["forgetting_class"] is None
         for k in ("miou_bg", "miou", "old", "new", "old_bg", "new_bg", "first", "first_bg", "later", "later_bg",
@@ -67,9 +73,11 @@ def test_end_to_end_result_schema(tiny_runs, method):
 
 def test_task0_is_shared_and_identical(tiny_runs):
     out, res = tiny_runs
+    incremental = [m for m in BUILTIN_METHODS if m != "joint"]
     ck = {m: load_checkpoint(out / "checkpoints" / f"{m}-2-2-overlap-seed0" / "task0.safetensors")[0]
-          for m in ("naive", "kd", "mib")}
-    for m in ("kd", "mib"):
+          for m in incremental}
+    assert res["naive"]["shared_task0"] is False  # naive trained the task 0 the others share
+    for m in (m for m in incremental if m != "naive"):
         assert res[m]["shared_task0"] is True
         assert res[m]["steps"][0] == res["naive"]["steps"][0]
         assert all(torch.equal(ck[m][k], ck["naive"][k]) for k in ck["naive"])
@@ -80,16 +88,17 @@ def test_task0_is_shared_and_identical(tiny_runs):
     assert not torch.equal(last["naive"]["head.bias"], last["mib"]["head.bias"])
 
 
-def test_trace_file(tiny_runs):
+def test_trace_file(tiny_runs, tiny_cfg):
     out, _ = tiny_runs
+    n = tiny_cfg.trace_panel
     t, meta = read_safetensors(out / "mib-2-2-overlap-seed0.trace.safetensors")
     assert meta["result"] == "mib-2-2-overlap-seed0.json" and meta["method"] == "mib" and meta["seed"] == "0"
     assert meta["run_id"] == json.loads((out / "mib-2-2-overlap-seed0.json").read_text())["run_id"]
     assert t["epoch_confusion"].shape == (T, 11, 11) and t["epoch_confusion"].dtype == torch.int64
     assert t["epoch_task"].tolist() == list(range(T)) and t["epoch_index"].tolist() == [1] * T
-    assert t["panel_images"].shape == (3, 60, 60) and t["panel_images"].dtype == torch.uint8
-    assert t["panel_full_masks"].shape == (3, 60, 60)
-    assert t["panel_pred"].shape == (T, 3, 60, 60) and t["panel_pred"].dtype == torch.uint8
+    assert n == 4 and t["panel_images"].shape == (n, 60, 60) and t["panel_images"].dtype == torch.uint8
+    assert t["panel_full_masks"].shape == (n, 60, 60)
+    assert t["panel_pred"].shape == (T, n, 60, 60) and t["panel_pred"].dtype == torch.uint8
     assert int(t["panel_pred"].max()) <= 10
 
 

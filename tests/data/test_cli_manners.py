@@ -1,4 +1,5 @@
-"""Issue 11 §6: command-line manners (--version, exit codes, pipes, help, python -m, progress bars)."""
+"""Command-line manners (--version, exit codes, pipes, help, python -m, progress bars): README, "The `cemnist`
+command"."""
 
 from __future__ import annotations
 
@@ -85,13 +86,13 @@ def test_progress_bars_honour_quiet_and_the_conventions(monkeypatch: pytest.Monk
     assert progress_enabled(requested) is expected
 
 
-def test_verify_shows_progress_and_quiet_silences_it(release) -> None:
+def test_verify_shows_progress_and_quiet_silences_it(small_release: Path) -> None:
     env = {"TQDM_DISABLE": "", "HF_DATASETS_DISABLE_PROGRESS_BARS": ""}
-    loud = _run(str(EXE), "verify", str(release.path), env=env)
+    loud = _run(str(EXE), "verify", str(small_release), env=env)
     assert loud.returncode == 0 and "33/33" in loud.stderr and "OK:" in loud.stdout
-    quiet = _run(str(EXE), "verify", str(release.path), "--quiet", env=env)
+    quiet = _run(str(EXE), "verify", str(small_release), "--quiet", env=env)
     assert quiet.returncode == 0 and quiet.stderr == ""
-    hf = _run(str(EXE), "verify", str(release.path), env={**env, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
+    hf = _run(str(EXE), "verify", str(small_release), env={**env, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"})
     assert hf.returncode == 0 and hf.stderr == ""
 
 
@@ -106,7 +107,7 @@ def test_verify_writes_nothing_into_the_folder_it_verifies(release, tmp_path: Pa
     assert len(list((tmp_path / "c" / "verified").glob("*.json"))) == 1
 
 
-# --- issue 20 item 7: one quiet flag, one exit code for a missing folder, -v, the libraries' progress switches ---
+# --- one quiet flag, one exit code for a missing folder, -v, the libraries' progress switches ---
 
 
 def test_a_missing_input_folder_is_exit_2_in_both_commands(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
@@ -135,13 +136,13 @@ def test_quiet_is_the_flag_in_both_commands_with_no_progress_as_alias() -> None:
     assert baselines_parser().parse_args(["run"]).quiet is False
 
 
-def test_verbose_shows_the_cemnist_logger(release) -> None:
+def test_verbose_shows_the_cemnist_logger(small_release: Path) -> None:
     env = {"TQDM_DISABLE": "1"}
-    loud = _run(str(EXE), "-v", "verify", str(release.path), "--quiet", env=env)
+    loud = _run(str(EXE), "-v", "verify", str(small_release), "--quiet", env=env)
     assert loud.returncode == 0 and "INFO cemnist: CEMNIST: verifying" in loud.stderr
-    after = _run(str(EXE), "verify", "-v", str(release.path), "--quiet", env=env)  # after the subcommand too
+    after = _run(str(EXE), "verify", "-v", str(small_release), "--quiet", env=env)  # after the subcommand too
     assert "INFO cemnist: CEMNIST: verifying" in after.stderr
-    assert _run(str(EXE), "verify", str(release.path), "--quiet", env=env).stderr == ""
+    assert _run(str(EXE), "verify", str(small_release), "--quiet", env=env).stderr == ""
     res = _run(str(Path(sys.executable).with_name("cemnist-baselines")), "-v", "progress", "--results", "/nonexistent-x")
     assert res.returncode == EXIT_USAGE and "Traceback" not in res.stderr
 

@@ -1,4 +1,5 @@
-"""Issue 11 §3/§4: a release folder is a complete, truthful Hub repo with a card like the best ones."""
+"""A release folder is a complete, truthful Hub repo whose card is DATASET_CARD.md (the committed card of the
+published release)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_yaml_sizes_are_those_datasets_computes(release, tmp_path: Path) -> None
     assert info["dataset_size"] == sum(measured.values())
 
 
-# --- issue 20 items 4 and 5: the benchmark registration, and card metadata for an image dataset ---------------
+# --- the benchmark registration, and card metadata for an image dataset ---------------
 
 
 def test_card_metadata_has_no_text_only_keys(release) -> None:

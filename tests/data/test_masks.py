@@ -1,4 +1,5 @@
-"""Issue 11 §2: masks people can see (palette PNGs), labels programs can read (ids, id2label.json)."""
+"""Masks people can see (palette PNGs), labels programs can read (ids, id2label.json): docs/INTERFACES.md,
+"Label space"."""
 
 from __future__ import annotations
 

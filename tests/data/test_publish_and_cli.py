@@ -88,7 +88,7 @@ def test_cli_publish_dry_run(release, capsys: pytest.CaptureFixture[str], monkey
     assert [c[0] for c in api.calls] == ["repo_info"]
 
 
-# --- issue 20 item 3: a publish that cannot half-publish, and fails in one line -----------------------------
+# --- a publish that cannot half-publish, and fails in one line -----------------------------
 
 
 @pytest.fixture(scope="module")

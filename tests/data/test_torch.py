@@ -1,4 +1,5 @@
-"""Issue 11 §5: PyTorch habits (a Dataset class, a scenario over tasks, device/dtype, a cheap import)."""
+"""PyTorch habits of the data API (a Dataset class, a scenario over tasks, device/dtype, a cheap import):
+docs/INTERFACES.md, "Data API (`cemnist_data`)"."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_import_is_cheap_torch_and_datasets_load_on_first_use() -> None:
     assert before == [] and datasets_after and not torch_after
 
 
-# --- issue 20 item 1: torchvision's dataset conventions ------------------------------------------------
+# --- torchvision's dataset conventions -----------------------------------------------------------------
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:

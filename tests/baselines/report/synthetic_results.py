@@ -144,7 +144,7 @@ def make_results_dir(root: Path, *, traces: bool = True) -> Path:
     """Write 3 methods x 2 seeds of SYNTHETIC result JSONs (+ traces for seed 0) into ``root``, as the trainer
     writes them (:func:`~cemnist_baselines.results.result_json_text`)."""
     from cemnist_baselines.results import result_json_text
-    from cemnist_baselines.trainer import run_stem
+    from cemnist_baselines.results import run_stem
 
     root.mkdir(parents=True, exist_ok=True)
     for m in METHODS:

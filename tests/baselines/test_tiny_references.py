@@ -123,7 +123,7 @@ def test_the_tolerance_check_accepts_rounding_and_flags_a_moved_metric(tiny_runs
     """The check used on another CPU kind: the board's naive run passes it; a run whose last model gets the
     background right (the tiny run's predicts one digit everywhere; confusion, metrics and summary kept
     consistent), or that has another config, is named."""
-    from cemnist_baselines.metrics import recompute_step, summarize
+    from cemnist_baselines.metrics import recompute_task_metrics, summarize
 
     ref = json.loads((REFS / "overlap" / "naive-2-2-overlap-seed0.json").read_text())
     got = copy.deepcopy(tiny_runs[1]["naive"])
@@ -131,7 +131,7 @@ def test_the_tolerance_check_accepts_rounding_and_flags_a_moved_metric(tiny_runs
     last = got["steps"][-1]
     row = last["confusion"][0]
     row[:] = [sum(row)] + [0] * (len(row) - 1)
-    last.update(recompute_step(last["confusion"], last["classes_seen"]))
+    last.update(recompute_task_metrics(last["confusion"], last["classes_seen"]))
     summ = summarize(got["steps"], got["tasks"])
     got["R"], got["final"] = summ["R"], summ["final"]
     assert last["miou_bg"] - ref["steps"][-1]["miou_bg"] > FLOOR

@@ -166,10 +166,10 @@ def shared_task0_lock(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    from filelock import FileLock
+    from cemnist_data.workdirs import path_lock
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with path_lock(path.with_name(path.name + ".lock")):  # waits; deleted again on release
         yield
 
 

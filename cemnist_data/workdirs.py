@@ -35,6 +35,7 @@ __all__ = [
     "NoSuchFolderError",
     "CleanItem",
     "DiskFullError",
+    "LockBusyError",
     "WorkDir",
     "clean_cache",
     "clean_work_dirs_in",
@@ -535,26 +536,49 @@ def disk_full_error(exc: BaseException, *, target: Path, doing: str) -> DiskFull
     return err
 
 
-@contextmanager
-def path_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the file ``path`` (created if needed) and delete it on release.
+class LockBusyError(RuntimeError):
+    """:func:`path_lock` with ``blocking=False`` found the lock held; ``holder`` is what its holder wrote into the
+    lock file (``""`` when nothing was written yet, or where the platform's lock keeps no text)."""
 
-    POSIX ``flock``; after taking the lock the file is checked to still be the one at ``path`` (a holder
-    deletes it before it lets go), so deleting it cannot let two processes in at once. Where ``fcntl``
-    does not exist, :class:`filelock.FileLock` is used and the file stays.
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is locked by another process ({holder or 'holder unknown'})")
+        self.path = path
+        self.holder = holder
+
+
+@contextmanager
+def path_lock(path: Path, *, blocking: bool = True, holder: str | None = None) -> Iterator[Path]:
+    """Hold an exclusive lock on the file ``path`` (created if needed) and delete it on release; yields ``path``.
+
+    POSIX ``flock`` (the kernel drops it when the holder dies, even on ``kill -9``); after taking the lock the
+    file is checked to still be the one at ``path`` (a holder deletes it before it lets go), so deleting it
+    cannot let two processes in at once. ``blocking=False``: a held lock raises :class:`LockBusyError` at once
+    instead of waiting. ``holder``: a line written into the lock file while it is held (e.g. the PID), which a
+    refused process reads into its error. Where ``fcntl`` does not exist, :class:`filelock.FileLock` is used,
+    the file stays and holds no text.
     """
     try:
         import fcntl
     except ImportError:  # not POSIX
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
 
-        with FileLock(str(path)):
-            yield
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            raise LockBusyError(path, "") from None
+        try:
+            yield path
+        finally:
+            lock.release()
         return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise LockBusyError(path, os.pread(fd, 200, 0).decode("utf-8", "replace").strip()) from None
             held = os.fstat(fd)
             try:
                 now = os.stat(path)
@@ -570,7 +594,10 @@ def path_lock(path: Path) -> Iterator[None]:
             break
         os.close(fd)  # the holder before us deleted it: lock the new one
     try:
-        yield
+        if holder is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{holder}\n".encode(), 0)
+        yield path
     finally:
         try:
             os.unlink(path)

@@ -245,7 +245,7 @@ def confusion_frames(
             hl.set_visible(False)
         cursor.set_xdata([i, i])
         dig = f" (digits {','.join(map(str, digits))})" if digits else ""
-        sup.set_text(f"{head}\ntask {t} ({t + 1} of {T}){dig}, epoch {int(tr.epoch_index[i])}/{n_ep} · step {i + 1}/{E}")
+        sup.set_text(f"{head}\ntask {t} ({t + 1} of {T}){dig}, epoch {int(tr.epoch_index[i])}/{n_ep} · frame {i + 1}/{E}")
         frames.append(figure_to_rgb(fig))
     return frames, idx
 
